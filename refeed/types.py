@@ -1,0 +1,115 @@
+"""Plain data shared by every layer: chat messages, interactions, feedback records, samples.
+
+No third-party imports here, so the store, the API and the training code can all speak these
+types without pulling each other in. The store persists them (``refeed.store``), the simulated
+oracle produces them (``refeed.tasks.oracle``), and the builders turn them into datasets.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Message = dict[str, Any]  # OpenAI chat format: {"role": "user"|"assistant"|"system"|"tool", "content": str, ...}
+
+
+def new_id() -> str:
+    """A fresh random id (UUID4 hex). Ids are strings everywhere so they survive JSON and URLs."""
+    return uuid.uuid4().hex
+
+
+class FeedbackKind(StrEnum):
+    """Every kind of feedback refeed records (DESIGN.md, "Data model")."""
+
+    RATING = "rating"  # score on a scale; thumbs is a 2-point scale (0, 1)
+    PREFERENCE = "preference"  # chosen vs rejected, or tie / both bad
+    RANKING = "ranking"  # k candidates with positions and tie groups
+    CRITIQUE = "critique"  # free text, optional aspect
+    EDIT = "edit"  # a corrected completion
+    SPAN = "span"  # character spans with category, severity, comment
+    RETRY = "retry"  # "try again": the rejected answer and its regeneration
+    FOLLOWUP = "followup"  # the next user message
+    PRINCIPLE = "principle"  # a standing rule with its scope
+    SIGNAL = "signal"  # implicit: copy, share, dwell, click ... with a logging propensity
+    OUTCOME = "outcome"  # a verifier's pass / fail and score
+
+
+class Source(StrEnum):
+    """Who or what gave a piece of feedback."""
+
+    HUMAN = "human"
+    AI_JUDGE = "ai_judge"
+    RULE = "rule"
+    IMPLICIT = "implicit"
+    SIMULATED = "simulated"
+
+
+@dataclass
+class Interaction:
+    """One answer in context: the chat so far (``messages``) and the model's ``completion``."""
+
+    messages: list[Message]
+    completion: str
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    thread_id: str | None = None
+    parent_id: str | None = None  # the previous turn
+    derived_from_id: str | None = None  # edits and explicit regenerations
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Feedback:
+    """One judgement event on one or more interactions.
+
+    ``interaction_id`` is the subject for single-target kinds (rating, critique, span, ...).
+    Preferences and rankings name their interactions in ``targets`` instead:
+    ``[{"interaction_id": ..., "role": "chosen"|"rejected"|"candidate", "position": int|None}]``.
+    Typed fields (``score``, ``label``, ``text``) summarise the row; everything else goes to ``payload``.
+    """
+
+    kind: FeedbackKind
+    interaction_id: str | None = None
+    score: float | None = None
+    label: str | None = None
+    text: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    source: Source = Source.HUMAN
+    author: str | None = None
+    id: str = field(default_factory=new_id)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A task instance: a chat prompt and the ground truth a verifier checks against."""
+
+    id: str
+    task: str
+    messages: tuple[Message, ...]
+    answer: str
+    difficulty: int = 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a verifier says about one completion."""
+
+    correct: bool
+    expected: str
+    extracted: str | None  # the answer the verifier read from the completion, None if none was found
+    score: float = 0.0  # 1.0 when correct; partial credit where the task defines it
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A preference row in TRL's explicit-prompt convention (``prompt`` is a chat, the answers are text)."""
+
+    prompt: tuple[Message, ...]
+    chosen: str
+    rejected: str
+    source_ids: tuple[str, ...] = ()
