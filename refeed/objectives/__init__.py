@@ -13,8 +13,9 @@ from typing import Any
 from refeed.config import ConfigError, from_dict
 from refeed.objectives.base import BatchKind, LossOutput, Objective, PairLogps, TokenLogps
 from refeed.objectives.dpo import DPO
+from refeed.objectives.sft import SFT
 
-OBJECTIVES: dict[str, type] = {o.name: o for o in (DPO,)}
+OBJECTIVES: dict[str, type] = {o.name: o for o in (SFT, DPO)}
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> Objective:

@@ -1,0 +1,90 @@
+"""A run's ``report.html``: a summary table and PNG plots (loss, reward margin, accuracy before/after).
+
+The HTML references the PNGs next to it, so the folder can be zipped, mailed, or opened from disk.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+
+def _plot_series(path: Path, history: list[dict[str, float]], keys: list[str], title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    present = [k for k in keys if any(k in h for h in history)]
+    if not present:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    for k in present:
+        pts = [(h["step"], h[k]) for h in history if k in h]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, linewidth=1.5)
+    ax.set_xlabel("optimizer step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _plot_accuracy(path: Path, summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    before = summary.get("accuracy_before_by_difficulty") or {}
+    after = summary.get("accuracy_after_by_difficulty") or {}
+    labels = ["all"] + [f"level {d}" for d in before]
+    b = [summary["accuracy_before"]] + list(before.values())
+    a = [summary["accuracy_after"]] + [after.get(d, 0.0) for d in before]
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    xs = range(len(labels))
+    ax.bar([x - 0.2 for x in xs], b, width=0.4, label="before", color="#9aa5b1")
+    ax.bar([x + 0.2 for x in xs], a, width=0.4, label="after", color="#2f7ed8")
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("Held-out accuracy before and after learning from feedback")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[str, Any]) -> Path:
+    """Write PNG plots and ``report.html`` into ``run_dir``; returns the HTML path."""
+    figures = []
+    if _plot_series(run_dir / "loss.png", history, ["loss"], "Training loss"):
+        figures.append(("loss.png", "Training loss"))
+    if _plot_series(run_dir / "margin.png", history, ["rewards/margin", "rewards/chosen", "rewards/rejected"], "Implicit reward"):
+        figures.append(("margin.png", "Reward margin (chosen - rejected)"))
+    if "accuracy_before" in summary:
+        _plot_accuracy(run_dir / "accuracy.png", summary)
+        figures.append(("accuracy.png", "Accuracy before / after"))
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in summary.items()
+        if not isinstance(v, dict)
+    )
+    imgs = "".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption></figure>' for f, c in figures)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>refeed run {html.escape(run_dir.name)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}}
+figure{{display:inline-block;margin:1em}}img{{max-width:440px}}</style></head>
+<body><h1>refeed run <code>{html.escape(run_dir.name)}</code></h1>
+<table>{rows}</table>{imgs}</body></html>"""
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)

@@ -1,0 +1,74 @@
+"""Load any causal LM the real way: ``AutoModelForCausalLM`` / ``AutoTokenizer.from_pretrained``.
+
+A local directory or a hub id both work where a hub is reachable. Offline, a hub id fails with a
+message that names the directory option, instead of a long network traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model could not be found locally and could not be fetched."""
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
+
+
+def resolve_dtype(dtype: str, device: str):
+    """``"auto"`` -> bf16 on CUDA with bf16 support, else float32."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got '{dtype}'") from None
+
+
+def load_tokenizer(name_or_path: str | Path):
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer.from_pretrained, name_or_path)
+
+
+def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
+    """Load a causal LM for training or sampling, on ``device`` in ``dtype``."""
+    from transformers import AutoModelForCausalLM
+
+    model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, dtype=resolve_dtype(dtype, device))
+    return model.to(device)
+
+
+def load(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
+    """``(model, tokenizer)`` from one directory or hub id."""
+    return load_model(name_or_path, dtype, device), load_tokenizer(name_or_path)
+
+
+def _load(fn, name_or_path: str | Path, **kwargs):
+    name = str(name_or_path)
+    if _looks_like_path(name):
+        p = Path(name).expanduser()
+        if not p.is_dir():
+            raise ModelNotFoundError(
+                f"model directory '{p}' does not exist. Pass a directory written by save_pretrained "
+                f"(e.g. `refeed pretrain` writes runs/base/model) or a hub id."
+            )
+        if not (p / "config.json").is_file() and fn.__qualname__.startswith("AutoModel"):
+            raise ModelNotFoundError(f"'{p}' is not a model directory: it has no config.json.")
+        name = str(p)
+    try:
+        return fn(name, **kwargs)
+    except OSError as e:
+        if _looks_like_path(name):
+            raise
+        raise ModelNotFoundError(
+            f"could not load '{name}' from the Hugging Face hub (offline, or no such model): {e}. "
+            f"Point refeed at a local model directory instead (model.path=/path/to/dir), for example "
+            f"the built-in tiny model that `refeed pretrain` writes."
+        ) from None

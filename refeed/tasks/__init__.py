@@ -1,0 +1,29 @@
+"""Built-in tasks with verifiers: fixed seeded splits of chat prompts and a checker that knows the answer.
+
+    task = get_task("arithmetic", levels=(1, 2), seed=0)
+    ex = task.examples("test")[0]; task.verify(ex, "42")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refeed.tasks.arithmetic import Arithmetic
+from refeed.tasks.base import Split, SplitSizes, Task
+from refeed.tasks.reverse import Reverse
+
+TASKS: dict[str, type] = {"arithmetic": Arithmetic, "reverse": Reverse}
+
+
+def get_task(name: str, **kwargs: Any) -> Task:
+    """The built-in task ``name``; keyword arguments go to its dataclass (levels, seed, sizes ...)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task '{name}'. Built-in tasks: {', '.join(sorted(TASKS))}.")
+    if isinstance(kwargs.get("sizes"), dict):
+        kwargs["sizes"] = SplitSizes(**kwargs["sizes"])
+    if "levels" in kwargs:
+        kwargs["levels"] = tuple(kwargs["levels"])
+    return TASKS[name](**kwargs)
+
+
+__all__ = ["TASKS", "Arithmetic", "Reverse", "Split", "SplitSizes", "Task", "get_task"]

@@ -1,0 +1,73 @@
+"""Multi-digit addition and subtraction with difficulty levels.
+
+Difficulty ``d`` means operands of up to ``d`` digits. Prompts are chat messages
+("What is 47+385?"); the answer is the integer. The verifier reads the first integer in the
+completion, so "432" and "432." both count, "The answer is 432" too.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits
+from refeed.types import Example, Verdict
+
+_INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """``levels`` are the difficulties mixed into every split (1 = one-digit operands)."""
+
+    levels: tuple[int, ...] = (1, 2, 3)
+    ops: str = "+-"
+    seed: int = 0
+    sizes: SplitSizes = field(default_factory=SplitSizes)
+    name: str = "arithmetic"
+
+    def __post_init__(self) -> None:
+        if not self.levels or any(not 1 <= d <= 6 for d in self.levels):
+            raise ValueError(f"arithmetic levels must be digits counts in 1..6, got {self.levels}")
+        if not self.ops or set(self.ops) - set("+-"):
+            raise ValueError(f"arithmetic ops must be made of '+' and '-', got '{self.ops}'")
+
+    def _candidates(self) -> list[tuple[int, int, str, int]]:
+        rng = random.Random(self.seed)
+        total = self.sizes.train + self.sizes.dev + self.sizes.test
+        per_level = 3 * total // len(self.levels) + 10  # oversample; duplicates are dropped
+        out = []
+        for d in self.levels:
+            lo, hi = (0 if d == 1 else 10 ** (d - 1)), 10**d - 1
+            for _ in range(per_level):
+                a, b = rng.randint(lo, hi), rng.randint(0, hi)
+                out.append((a, b, rng.choice(self.ops), d))
+        return out
+
+    @cached_property
+    def _splits(self) -> dict[Split, list[Example]]:
+        cands = {(a, b, op): d for a, b, op, d in self._candidates()}
+        keyed = disjoint_splits(list(cands), self.sizes, self.seed)
+        return {s: [self._example(a, b, op, cands[(a, b, op)]) for a, b, op in keys] for s, keys in keyed.items()}
+
+    def _example(self, a: int, b: int, op: str, d: int) -> Example:
+        answer = a + b if op == "+" else a - b
+        q = f"What is {a}{op}{b}?"
+        return Example(
+            id=f"{self.name}-{a}{op}{b}",
+            task=self.name,
+            messages=({"role": "user", "content": q},),
+            answer=str(answer),
+            difficulty=d,
+        )
+
+    def examples(self, split: Split | str) -> list[Example]:
+        return list(self._splits[as_split(split)])
+
+    def verify(self, example: Example, completion: str) -> Verdict:
+        m = _INT.search(completion)
+        got = m.group(0) if m else None
+        ok = got is not None and int(got) == int(example.answer)
+        return Verdict(correct=ok, expected=example.answer, extracted=got, score=float(ok))

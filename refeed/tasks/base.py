@@ -1,0 +1,52 @@
+"""What a built-in task is: seeded splits of chat prompts, and a verifier that knows the answer."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from refeed.types import Example, Verdict
+
+
+class Split(StrEnum):
+    TRAIN = "train"  # prompts the model is trained on (demonstrations, sampled answers, feedback)
+    DEV = "dev"  # for decisions during training (early stopping); never reported as the result
+    TEST = "test"  # held out: the accuracy refeed reports
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    train: int = 2000
+    dev: int = 200
+    test: int = 300
+
+
+class Task(Protocol):
+    name: str
+
+    def examples(self, split: Split | str) -> list[Example]: ...
+
+    def verify(self, example: Example, completion: str) -> Verdict: ...
+
+
+def disjoint_splits(keys: list, sizes: SplitSizes, seed: int) -> dict[Split, list]:
+    """Shuffle unique ``keys`` with ``seed`` and cut them into train / dev / test with no overlap."""
+    keys = list(dict.fromkeys(keys))  # unique, order kept before the shuffle
+    need = sizes.train + sizes.dev + sizes.test
+    if len(keys) < need:
+        raise ValueError(f"the task has {len(keys)} distinct prompts, fewer than the {need} the splits ask for")
+    random.Random(seed).shuffle(keys)
+    return {
+        Split.TEST: keys[: sizes.test],
+        Split.DEV: keys[sizes.test : sizes.test + sizes.dev],
+        Split.TRAIN: keys[sizes.test + sizes.dev : need],
+    }
+
+
+def as_split(split: Split | str) -> Split:
+    try:
+        return Split(split)
+    except ValueError:
+        raise ValueError(f"unknown split '{split}'; use one of {', '.join(s.value for s in Split)}") from None

@@ -1,0 +1,61 @@
+"""Log-probs of completion tokens, computed without full-vocabulary float32 logits for the batch.
+
+The naive way, ``model(ids).logits.float().log_softmax(-1)``, holds a (B, T, V) float32 tensor:
+for a 150k vocabulary, batch 8 and 2k tokens that is ~10 GB. Here the decoder runs once, then
+only the hidden states of completion positions go through the LM head, ``chunk_size`` rows at a
+time, so the peak is (chunk_size, V). Prompt and padding positions never reach the LM head.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from refeed.objectives.base import TokenLogps
+
+
+def _split_lm(model):
+    """(decoder, lm_head) of a causal LM, or None when the model does not expose them."""
+    try:
+        decoder, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if decoder is None or head is None or getattr(model.config, "final_logit_softcapping", None):
+        return None  # softcapped heads (Gemma 2) need the model's own forward
+    return decoder, head
+
+
+def completion_logps(
+    model,
+    input_ids: torch.Tensor,  # (B, T)
+    attention_mask: torch.Tensor,  # (B, T)
+    completion_mask: torch.Tensor,  # (B, T) 1 on completion tokens
+    chunk_size: int = 1024,
+) -> TokenLogps:
+    """``log pi(y_t | x, y_<t)`` for every completion token; values (B, T-1) aligned with ``input_ids[:, 1:]``."""
+    targets = input_ids[:, 1:]  # (B, T-1): position t predicts token t+1
+    mask = completion_mask[:, 1:].bool()  # (B, T-1)
+    parts = _split_lm(model)
+    if parts is None:
+        return naive_completion_logps(model, input_ids, attention_mask, completion_mask)
+    decoder, head = parts
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    picked = hidden[:, :-1][mask]  # (N, H): only positions that predict a completion token
+    picked_targets = targets[mask]  # (N,)
+    out = []
+    for start in range(0, picked.shape[0], chunk_size):
+        logits = head(picked[start : start + chunk_size]).float()  # (n, V)
+        tgt = picked_targets[start : start + chunk_size]
+        # log_softmax(x)[y] = x[y] - logsumexp(x): no (n, V) log-prob tensor beyond the logits
+        out.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
+    flat = torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+    values = torch.zeros(mask.shape, dtype=torch.float32, device=input_ids.device)
+    values = values.masked_scatter(mask, flat)  # row-major order matches the boolean selection above
+    return TokenLogps(values=values, mask=mask)
+
+
+def naive_completion_logps(model, input_ids, attention_mask, completion_mask) -> TokenLogps:
+    """The textbook computation, kept as the reference the chunked version is tested against."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()  # (B, T, V)
+    logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    mask = completion_mask[:, 1:].bool()
+    return TokenLogps(values=logp * mask, mask=mask)
