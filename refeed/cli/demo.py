@@ -34,8 +34,10 @@ def demo(overrides: tuple[str, ...], config_path: str | None, as_json: bool, see
     with stage_progress(enabled=True) as report:
         try:
             summary = run_demo(cfg, report)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, FileNotFoundError) as e:  # bad input: exit code 2 with the message
             raise click.UsageError(str(e)) from None
+        except RuntimeError as e:  # the run could not reach its goal (e.g. too little feedback)
+            raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(summary))
         return

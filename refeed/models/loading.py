@@ -41,7 +41,7 @@ def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "
     """Load a causal LM for training or sampling, on ``device`` in ``dtype``."""
     from transformers import AutoModelForCausalLM
 
-    model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, dtype=resolve_dtype(dtype, device))
+    model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, need_config=True, dtype=resolve_dtype(dtype, device))
     return model.to(device)
 
 
@@ -50,7 +50,7 @@ def load(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
     return load_model(name_or_path, dtype, device), load_tokenizer(name_or_path)
 
 
-def _load(fn, name_or_path: str | Path, **kwargs):
+def _load(fn, name_or_path: str | Path, need_config: bool = False, **kwargs):
     name = str(name_or_path)
     if _looks_like_path(name):
         p = Path(name).expanduser()
@@ -59,7 +59,7 @@ def _load(fn, name_or_path: str | Path, **kwargs):
                 f"model directory '{p}' does not exist. Pass a directory written by save_pretrained "
                 f"(e.g. `refeed pretrain` writes runs/base/model) or a hub id."
             )
-        if not (p / "config.json").is_file() and fn.__qualname__.startswith("AutoModel"):
+        if need_config and not (p / "config.json").is_file():
             raise ModelNotFoundError(f"'{p}' is not a model directory: it has no config.json.")
         name = str(p)
     try:

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from refeed.train.logprobs import completion_logps, naive_completion_logps
+
+
+def _random_batch(vocab: int, seed: int):
+    """Rows of different lengths, right-padded, prompts of different lengths (the completion starts
+    at a different position in each row)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths, prompt_lens = [12, 7, 19, 3], [5, 2, 11, 1]
+    width = max(lengths)
+    ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    comp = torch.zeros_like(ids)
+    for i, (n, p) in enumerate(zip(lengths, prompt_lens)):
+        ids[i, :n] = torch.randint(4, vocab, (n,), generator=g)
+        attn[i, :n] = 1
+        comp[i, p:n] = 1
+    return ids, attn, comp
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chunked_equals_naive_with_padding(tiny, chunk, seed):
+    model, tok = tiny
+    torch.manual_seed(seed)
+    with torch.no_grad():  # random weights of a larger scale, so log-probs are far from uniform
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    ids, attn, comp = _random_batch(len(tok), seed)
+    with torch.no_grad():
+        fast = completion_logps(model, ids, attn, comp, chunk_size=chunk)
+        slow = naive_completion_logps(model, ids, attn, comp)
+    assert torch.equal(fast.mask, slow.mask)
+    assert fast.mask.sum() == (comp[:, 1:] == 1).sum()
+    torch.testing.assert_close(fast.values, slow.values, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.sum(), slow.sum(), rtol=1e-5, atol=1e-6)
+    assert (fast.values[~fast.mask] == 0).all()  # prompt and padding positions contribute nothing
+
+
+def test_prompt_logits_do_not_change_completion_logps(tiny):
+    """Masking: changing a prompt token's *target* log-prob is invisible; only completion tokens count."""
+    model, tok = tiny
+    ids, attn, comp = _random_batch(len(tok), 3)
+    with torch.no_grad():
+        a = completion_logps(model, ids, attn, comp)
+    ids2 = ids.clone()
+    ids2[:, 0] = (ids2[:, 0] + 1) % len(tok)  # change the first prompt token of every row
+    ids2[:, 0] = ids2[:, 0].clamp(min=4)
+    with torch.no_grad():
+        b = completion_logps(model, ids2, attn, comp)
+    # Different context changes the completion log-probs (causal attention sees it) ...
+    assert not torch.allclose(a.values, b.values)
+    # ... but the masks, and hence which tokens count, stay the same.
+    assert torch.equal(a.mask, b.mask)
+
+
+def test_gradients_match_the_naive_computation(tiny):
+    model, tok = tiny
+    ids, attn, comp = _random_batch(len(tok), 5)
+    completion_logps(model, ids, attn, comp, chunk_size=2).sum().sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    naive_completion_logps(model, ids, attn, comp).sum().sum().backward()
+    for g_fast, p in zip(fast, model.parameters()):
+        torch.testing.assert_close(g_fast, p.grad, rtol=1e-4, atol=1e-6)
