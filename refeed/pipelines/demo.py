@@ -24,18 +24,9 @@ import yaml
 
 from refeed.config import to_dict
 from refeed.pipelines.pretrain import PretrainConfig, pretrain
+from refeed.pipelines.simulate import SamplingConfig, pairs_from_feedback, simulate_feedback
 from refeed.train.loop import TrainConfig
 from refeed.types import Feedback, FeedbackKind, Interaction
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    prompts: int = 2000  # train prompts to sample on (0: all of the train split)
-    k: int = 4  # answers per prompt
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 8
-    batch_size: int = 64  # prompts per generate call
 
 
 @dataclass(frozen=True)
@@ -43,7 +34,6 @@ class DemoConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     model: str = ""  # a model directory or hub id to start from; empty: the built-in tiny model, pretrained
-    max_pairs_per_prompt: int = 2
     # beta=1.0 keeps the policy close to the base; with beta=0.1 the tiny model drifts and greedy accuracy
     # drops even while the pair accuracy rises (measured with scripts in bench/, see README).
     objective: dict[str, Any] = field(default_factory=lambda: {"name": "dpo", "beta": 1.0})
@@ -62,24 +52,6 @@ class Stage:
     info: dict[str, float] = field(default_factory=dict)
 
 
-def pairs_from_feedback(interactions: dict[str, Interaction], feedback: list[Feedback]) -> list[dict]:
-    """Preference feedback -> TRL explicit-prompt rows ``{prompt, chosen, rejected, source_ids}``."""
-    rows = []
-    for fb in feedback:
-        if fb.kind is not FeedbackKind.PREFERENCE:
-            continue
-        role = {t["role"]: interactions[t["interaction_id"]] for t in fb.targets}
-        rows.append(
-            {
-                "prompt": role["chosen"].messages,
-                "chosen": role["chosen"].completion,
-                "rejected": role["rejected"].completion,
-                "source_ids": [fb.id],
-            }
-        )
-    return rows
-
-
 def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) -> dict[str, Any]:
     """Run the whole demo; returns the final metrics (also written to ``runs/<id>/summary.json``)."""
     import torch
@@ -87,9 +59,7 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
     from refeed.eval.harness import evaluate
     from refeed.eval.report import write_report
     from refeed.models import load
-    from refeed.models.generate import sample
     from refeed.objectives import BatchKind, build
-    from refeed.tasks import oracle
     from refeed.train.loop import train
 
     t0 = time.perf_counter()
@@ -112,26 +82,8 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
     before = evaluate(model, tok, task, "test")
     report(Stage("eval before", 1, 1, {"accuracy": before.accuracy}))
 
-    examples = task.examples("train")
-    if cfg.sampling.prompts:
-        examples = examples[: cfg.sampling.prompts]
-    s = cfg.sampling
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        report(Stage("sample", done[0], len(examples)))
-
-    texts = sample(model, tok, [e.messages for e in examples], n=s.k, temperature=s.temperature, top_p=s.top_p,
-                   max_new_tokens=s.max_new_tokens, seed=cfg.seed, batch_size=s.batch_size, progress=tick)
-    interactions: dict[str, Interaction] = {}
-    feedback: list[Feedback] = []
-    for ex, answers in zip(examples, texts, strict=True):
-        its = [Interaction(list(ex.messages), a, model=base_name, params={"temperature": s.temperature},
-                           metadata={"example_id": ex.id}) for a in answers]
-        interactions.update((it.id, it) for it in its)
-        feedback += oracle.thumbs(task, ex, its)
-        feedback += oracle.preferences(task, ex, its, max_pairs=cfg.max_pairs_per_prompt, seed=cfg.seed)
+    interactions, feedback = simulate_feedback(model, tok, task, cfg.sampling, cfg.seed, base_name,
+                                               tick=lambda d, t: report(Stage("sample", d, t)))
     _write_feedback(run_dir, interactions, feedback)
     rows = pairs_from_feedback(interactions, feedback)
     thumbs_up = sum(f.score == 1.0 for f in feedback if f.kind is FeedbackKind.RATING)

@@ -59,3 +59,18 @@ def naive_completion_logps(model, input_ids, attention_mask, completion_mask) ->
     logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
     mask = completion_mask[:, 1:].bool()
     return TokenLogps(values=logp * mask, mask=mask)
+
+
+class CompletionLogps(torch.nn.Module):
+    """``completion_logps`` as a module, so a DDP / accelerate wrapper sees one forward that uses
+    every parameter (calling the decoder and head of a wrapped model directly would bypass DDP's
+    gradient synchronisation). Returns plain tensors ``(values, mask)`` for the wrapper to trace."""
+
+    def __init__(self, model, chunk_size: int = 1024) -> None:
+        super().__init__()
+        self.model = model
+        self.chunk_size = chunk_size
+
+    def forward(self, input_ids, attention_mask, completion_mask):
+        lp = completion_logps(self.model, input_ids, attention_mask, completion_mask, self.chunk_size)
+        return lp.values, lp.mask

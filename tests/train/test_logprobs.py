@@ -13,7 +13,7 @@ def _random_batch(vocab: int, seed: int):
     ids = torch.zeros(len(lengths), width, dtype=torch.long)
     attn = torch.zeros_like(ids)
     comp = torch.zeros_like(ids)
-    for i, (n, p) in enumerate(zip(lengths, prompt_lens)):
+    for i, (n, p) in enumerate(zip(lengths, prompt_lens, strict=True)):
         ids[i, :n] = torch.randint(4, vocab, (n,), generator=g)
         attn[i, :n] = 1
         comp[i, p:n] = 1
@@ -63,5 +63,5 @@ def test_gradients_match_the_naive_computation(tiny):
     fast = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     naive_completion_logps(model, ids, attn, comp).sum().sum().backward()
-    for g_fast, p in zip(fast, model.parameters()):
+    for g_fast, p in zip(fast, model.parameters(), strict=True):
         torch.testing.assert_close(g_fast, p.grad, rtol=1e-4, atol=1e-6)

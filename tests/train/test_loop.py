@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from refeed.objectives import build
+from refeed.objectives.base import BatchKind
 from refeed.train.batching import collate, encode_rows
 from refeed.train.logprobs import naive_completion_logps
 from refeed.train.loop import Schedule, TrainConfig, lr_lambda, train
-from refeed.objectives.base import BatchKind
 
 
 def _pair_rows(n=16):

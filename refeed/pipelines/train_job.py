@@ -1,0 +1,154 @@
+"""``refeed train RECIPE``: one objective, one dataset, one model -> ``runs/<id>/``.
+
+    refeed train recipes/dpo.yaml objective.beta=0.2 train.max_steps=50
+    refeed train recipes/kto.yaml --data feedback.jsonl
+    accelerate launch -m refeed train recipes/dpo.yaml       # several processes / GPUs
+
+A recipe has the sections ``model``, ``data``, ``objective``, ``train`` (``refeed.train.loop.TrainConfig``).
+Data comes from a JSONL / Parquet file in TRL's columns (standard or conversational), or, when no
+file is given, from the built-in task: the base model's own answers judged by the simulated user
+(preference pairs, thumbs, or thumbs-up answers, whichever the objective's batch kind needs).
+The run directory gets the resolved config, metrics.jsonl, checkpoints, the final model and report.html.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from refeed.config import ConfigError, to_dict
+from refeed.pipelines.pretrain import PretrainConfig
+from refeed.pipelines.simulate import SamplingConfig
+from refeed.train.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class LoraSection:
+    r: int = 0  # 0: full fine-tuning; > 0: LoRA adapters of this rank through peft
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    path: str = ""  # a model directory or hub id; empty: the built-in tiny model (pretrained, cached)
+    dtype: str = "float32"  # weights as loaded; bf16 autocast on GPU comes from train.dtype
+    lora: LoraSection = field(default_factory=LoraSection)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    path: str = ""  # .jsonl / .json / .parquet in TRL columns; empty: simulated feedback on the built-in task
+    limit: int = 0  # use the first N rows (0: all)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass(frozen=True)
+class TrainJobConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "dpo"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # the built-in base model and task
+    run_root: str = "runs"
+    name: str = ""  # run directory name; empty: <objective>-<time>
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL / JSON / Parquet file (TRL conventions), read with the ``datasets`` library."""
+    from datasets import load_dataset
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"data file '{p}' does not exist")
+    kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(p.suffix)
+    if kind is None:
+        raise ConfigError(f"data file '{p}' must end in .jsonl, .json or .parquet")
+    try:
+        return load_dataset(kind, data_files=str(p), split="train").to_list()
+    except Exception as e:  # noqa: BLE001 - datasets raises many types for a malformed file
+        raise ConfigError(f"could not read '{p}' as {kind}: {e}") from None
+
+
+def _model(cfg: TrainJobConfig):
+    from refeed.models import load
+    from refeed.pipelines.pretrain import pretrain
+
+    path = cfg.model.path or str(pretrain(cfg.pretrain).model_dir)
+    model, tok = load(path, dtype=cfg.model.dtype)
+    if cfg.model.lora.r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        lc = cfg.model.lora
+        model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                                 target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+    return model, tok, path
+
+
+def _simulated_rows(cfg: TrainJobConfig, objective, model, tok, base: str) -> list[dict]:
+    from refeed.objectives import BatchKind
+    from refeed.pipelines.simulate import (
+        pairs_from_feedback,
+        sft_from_feedback,
+        simulate_feedback,
+        unpaired_from_feedback,
+    )
+
+    task = cfg.pretrain.task.build()
+    interactions, feedback = simulate_feedback(model, tok, task, cfg.data.sampling, cfg.train.seed, base)
+    build = {BatchKind.PAIR: pairs_from_feedback, BatchKind.UNPAIRED: unpaired_from_feedback,
+             BatchKind.SFT: sft_from_feedback}.get(objective.batch_kind)
+    if build is None:
+        raise ConfigError(f"objective '{objective.name}' needs {objective.batch_kind.value} rows, which the simulated "
+                          f"user does not produce; pass --data with such rows")
+    return build(interactions, feedback)
+
+
+def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> dict[str, Any]:
+    """Run one training job; returns its summary (also written to ``run_dir/summary.json``)."""
+    import json
+
+    from refeed.eval.report import write_report
+    from refeed.objectives import build
+    from refeed.train.batching import check_columns
+    from refeed.train.loop import train
+
+    t0 = time.perf_counter()
+    params = dict(cfg.objective)
+    objective = build(params.pop("name", "dpo"), params)
+    rows = load_rows(cfg.data.path) if cfg.data.path else None
+    if rows is not None:
+        check_columns(objective.batch_kind, set(rows[0]) if rows else set(), objective.name)
+    resume_dir = Path(resume) if resume else None
+    if resume_dir and not resume_dir.is_dir():
+        raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
+    model, tok, base = _model(cfg)
+    if rows is None:
+        rows = _simulated_rows(cfg, objective, model, tok, base)
+    if cfg.data.limit:
+        rows = rows[: cfg.data.limit]
+    run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    result = train(model, tok, rows, objective, cfg.train, run_dir=run_dir, progress=progress, resume_from=resume_dir)
+    final = run_dir / "model"
+    (model.merge_and_unload() if cfg.model.lora.r > 0 else model).save_pretrained(final)
+    tok.save_pretrained(final)
+    summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(rows),
+               "train_steps": result.steps, "train_seconds": result.seconds, "seconds": time.perf_counter() - t0,
+               "final_loss": result.history[-1]["loss"] if result.history else None}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary["report"] = str(write_report(run_dir, _all_history(run_dir), summary))
+    return summary
+
+
+def _all_history(run_dir: Path) -> list[dict]:
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
