@@ -44,9 +44,22 @@ from refeed.objectives.simpo import SimPO
 OBJECTIVES: dict[str, type] = {
     o.name: o
     for o in (
-        SFT, NFT,  # supervised
-        BradleyTerry, BinaryRM, Ordinal, FineGrained, CausalRM,  # reward models (head = SCORE)
-        DPO, IPO, SimPO, LDDPO, KTO, CurryDPO, PlackettLuce, C3PO, FLR,  # preference family
+        SFT,
+        NFT,  # supervised
+        BradleyTerry,
+        BinaryRM,
+        Ordinal,
+        FineGrained,
+        CausalRM,  # reward models (head = SCORE)
+        DPO,
+        IPO,
+        SimPO,
+        LDDPO,
+        KTO,
+        CurryDPO,
+        PlackettLuce,
+        C3PO,
+        FLR,  # preference family
     )
 }
 

@@ -36,7 +36,9 @@ class BatchKind(StrEnum):
     UNPAIRED = "unpaired"  # prompt, completion, label (bool)
     GROUP = "group"  # prompt, completions (list of k texts, best first), loop pads ragged groups
     GRADED = "graded"  # prompt, completion, label (int level 0..K: how far up a ladder of signals it got)
-    SPANS = "spans"  # prompt, completion, segments [{"end": char offset in completion, "head": h, "label": 0|1}]
+    SPANS = (
+        "spans"  # prompt, completion, segments [{"end": char offset in completion, "head": h, "label": 0|1}]
+    )
 
 
 class Head(StrEnum):

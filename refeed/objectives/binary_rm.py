@@ -65,10 +65,15 @@ class BinaryRM:
         logit = policy.last()[:, 0]  # (B,)
         label = batch["label"].to(logit)  # (B,)
         pos_weight = torch.tensor(self.cfg.pos_weight, dtype=logit.dtype, device=logit.device)
-        losses = F.binary_cross_entropy_with_logits(logit, label, pos_weight=pos_weight, reduction="none")  # (B,)
+        losses = F.binary_cross_entropy_with_logits(
+            logit, label, pos_weight=pos_weight, reduction="none"
+        )  # (B,)
         if batch.get("weight") is not None:
             losses = losses * batch["weight"].to(losses)
         return LossOutput(
             loss=losses.mean(),
-            metrics={"rm/accuracy": ((logit > 0).to(label) == label).float().mean(), "rm/p": torch.sigmoid(logit).detach().mean()},
+            metrics={
+                "rm/accuracy": ((logit > 0).to(label) == label).float().mean(),
+                "rm/p": torch.sigmoid(logit).detach().mean(),
+            },
         )

@@ -67,7 +67,9 @@ class C3PO:
         """
         scope = batch["scope"].to(policy.chosen.values.device).round().long()  # (B,)
         inside, near, general = scope == IN_SCOPE, scope == NEAR_SCOPE, scope == GENERAL  # (B,) bool
-        z = (policy.chosen.sum() - reference.chosen.sum()) - (policy.rejected.sum() - reference.rejected.sum())
+        z = (policy.chosen.sum() - reference.chosen.sum()) - (
+            policy.rejected.sum() - reference.rejected.sum()
+        )
         dpo = _masked_mean(-F.logsigmoid(self.cfg.beta * z), inside)  # ()
         nll = -policy.chosen.mean()  # (B,) mean-token CE of the (base) chosen answer
         near_ce, general_ce = _masked_mean(nll, near), _masked_mean(nll, general)

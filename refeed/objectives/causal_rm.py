@@ -33,7 +33,9 @@ class CausalRMConfig:
 
     def __post_init__(self) -> None:
         if self.e01 < 0 or self.e10 < 0 or self.e01 + self.e10 >= 1:
-            raise ValueError(f"objective.e01, e10 must be >= 0 with e01 + e10 < 1, got {self.e01}, {self.e10}")
+            raise ValueError(
+                f"objective.e01, e10 must be >= 0 with e01 + e10 < 1, got {self.e01}, {self.e10}"
+            )
         if not 0 < self.clip_min <= 1:
             raise ValueError(f"objective.clip_min must be in (0, 1], got {self.clip_min}")
 
@@ -82,4 +84,7 @@ class CausalRM:
         weight = observed / batch["propensity"].to(f).clamp(min=self.cfg.clip_min, max=1.0)  # (B,)
         l1, l0 = corrected_bce(f, self.cfg.e01, self.cfg.e10)  # (B,), (B,)
         losses = weight * (label * l1 + (1 - label) * l0)  # (B,)
-        return LossOutput(loss=losses.mean(), metrics={"rm/ips_weight": weight.mean(), "rm/p": torch.sigmoid(f).detach().mean()})
+        return LossOutput(
+            loss=losses.mean(),
+            metrics={"rm/ips_weight": weight.mean(), "rm/p": torch.sigmoid(f).detach().mean()},
+        )

@@ -48,8 +48,13 @@ def curry_pairs(prompt: Any, responses: list[str], scores: list[float]) -> list[
     worse = [j for j in order[1:] if scores[j] < scores[best]]
     worse.sort(key=lambda j: scores[j])  # largest gap (easiest) first
     return [
-        {"prompt": prompt, "chosen": responses[best], "rejected": responses[j],
-         "margin": float(scores[best] - scores[j]), "stage": stage}
+        {
+            "prompt": prompt,
+            "chosen": responses[best],
+            "rejected": responses[j],
+            "margin": float(scores[best] - scores[j]),
+            "stage": stage,
+        }
         for stage, j in enumerate(worse)
     ]
 

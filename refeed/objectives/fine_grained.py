@@ -30,21 +30,32 @@ from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores
 
 @dataclass(frozen=True)
 class FineGrainedConfig:
-    weights: tuple[float, ...] = (0.3, 0.5)  # reward per head at a segment end (rel 0.3, fact 0.5 in the code)
+    weights: tuple[float, ...] = (
+        0.3,
+        0.5,
+    )  # reward per head at a segment end (rel 0.3, fact 0.5 in the code)
 
     def __post_init__(self) -> None:
         if not self.weights or any(w < 0 for w in self.weights):
-            raise ValueError(f"objective.weights must be a non-empty list of numbers >= 0, got {self.weights}")
+            raise ValueError(
+                f"objective.weights must be a non-empty list of numbers >= 0, got {self.weights}"
+            )
 
 
-def normalize_preference_score(raw: torch.Tensor, mean: float = -0.4468, std: float = 8.3012,
-                               scale: float = 0.3, bias: float = 0.0) -> torch.Tensor:
+def normalize_preference_score(
+    raw: torch.Tensor, mean: float = -0.4468, std: float = 8.3012, scale: float = 0.3, bias: float = 0.0
+) -> torch.Tensor:
     """The completeness term added at the last token: ((raw - mean) / std) * scale + bias (code defaults)."""
     return (raw - mean) / std * scale + bias
 
 
-def dense_rewards(ok: torch.Tensor, ends: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor,
-                  final: torch.Tensor | None = None) -> torch.Tensor:
+def dense_rewards(
+    ok: torch.Tensor,
+    ends: torch.Tensor,
+    weights: torch.Tensor,
+    mask: torch.Tensor,
+    final: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-token rewards from per-head segment judgements.
 
     Args:
@@ -93,7 +104,9 @@ class FineGrained:
         """
         labelled = batch["segment_mask"].bool() & policy.mask[..., None]  # (B, T, H)
         labels = batch["segment_labels"].to(policy.values)  # (B, T, H)
-        bce = F.binary_cross_entropy_with_logits(policy.values, labels, reduction="none") * labelled  # (B, T, H)
+        bce = (
+            F.binary_cross_entropy_with_logits(policy.values, labels, reduction="none") * labelled
+        )  # (B, T, H)
         per_row = bce.sum((1, 2)) / labelled.sum((1, 2)).clamp(min=1)  # (B,)
         correct = ((policy.values > 0).to(labels) == labels) & labelled
         return LossOutput(

@@ -24,7 +24,9 @@ def test_closed_form_and_pos_weight():
 
 def test_zero_logit_gives_log2_and_reward_is_probability():
     obj = build("binary_rm")
-    assert obj.loss(scores([0.0, 0.0]), None, {"label": torch.tensor([1.0, 0.0])}).loss.item() == pytest.approx(math.log(2))
+    assert obj.loss(
+        scores([0.0, 0.0]), None, {"label": torch.tensor([1.0, 0.0])}
+    ).loss.item() == pytest.approx(math.log(2))
     assert obj.reward(scores([0.0])).item() == pytest.approx(0.5)
 
 

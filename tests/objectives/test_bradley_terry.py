@@ -19,9 +19,15 @@ def test_closed_form_margin_and_centring():
     s = pair_scores([2.0], [0.5])
     assert build("bradley_terry").head is Head.SCORE
     assert build("bradley_terry").loss(s).loss.item() == pytest.approx(0.2014132779, abs=1e-9)
-    got = build("bradley_terry", {"use_margin": True}).loss(s, None, {"margin": torch.tensor([1.0])}).loss.item()
+    got = (
+        build("bradley_terry", {"use_margin": True})
+        .loss(s, None, {"margin": torch.tensor([1.0])})
+        .loss.item()
+    )
     assert got == pytest.approx(0.4740769842, abs=1e-9)
-    assert build("bradley_terry", {"center_coef": 0.01}).loss(s).loss.item() == pytest.approx(0.2639132779, abs=1e-9)
+    assert build("bradley_terry", {"center_coef": 0.01}).loss(s).loss.item() == pytest.approx(
+        0.2639132779, abs=1e-9
+    )
 
 
 def test_equal_scores_give_log2_and_reward_reads_last_token():

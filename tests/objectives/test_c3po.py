@@ -33,13 +33,19 @@ def test_closed_form():
 def test_zero_sigmas_give_dpo_exactly():
     pol, ref = _batch()
     got = build("c3po", {"sigma_hard": 0.0, "sigma_soft": 0.0}).loss(pol, ref, SCOPE).loss.item()
-    dpo = build("dpo").loss(PairLogps(seq([-10.0]), seq([-12.0])), PairLogps(seq([-11.0]), seq([-11.0]))).loss.item()
+    dpo = (
+        build("dpo")
+        .loss(PairLogps(seq([-10.0]), seq([-12.0])), PairLogps(seq([-11.0]), seq([-11.0])))
+        .loss.item()
+    )
     assert got == pytest.approx(dpo, abs=1e-12)
 
 
 def test_policy_equal_reference_in_scope_only_gives_log2():
     p = PairLogps(seq([-1.0, -2.0]), seq([-3.0, -4.0]))
-    assert build("c3po").loss(p, p, {"scope": torch.tensor([0.0, 0.0])}).loss.item() == pytest.approx(math.log(2))
+    assert build("c3po").loss(p, p, {"scope": torch.tensor([0.0, 0.0])}).loss.item() == pytest.approx(
+        math.log(2)
+    )
 
 
 def test_gradients_favour_chosen_in_scope_and_keep_base_answers_out_of_scope():
@@ -50,4 +56,6 @@ def test_gradients_favour_chosen_in_scope_and_keep_base_answers_out_of_scope():
     assert gc[0, 0] < 0 < gr[0, 0]  # in-scope: revised answer up, base answer down
     assert (gc[1, :2] < 0).all() and gc[2, 0] < 0  # out of scope: the base answer's likelihood is held up
     assert gr[1:].abs().sum() == 0  # out-of-scope rows' rejected column is ignored
-    assert float(out.metrics["c3po/kl_out_of_scope"]) == pytest.approx(0.0)  # row 1: (-2 - -2) mean 0; row 2: 0
+    assert float(out.metrics["c3po/kl_out_of_scope"]) == pytest.approx(
+        0.0
+    )  # row 1: (-2 - -2) mean 0; row 2: 0

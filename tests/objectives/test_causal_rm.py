@@ -25,7 +25,11 @@ def test_closed_form_and_unbiasedness():
     assert (l1.item(), l0.item()) == pytest.approx((-0.1587862747, 2.6983565825), abs=1e-9)
     assert (0.9 * l1 + 0.1 * l0).item() == pytest.approx(0.1269280110, abs=1e-9)
     assert (0.8 * l0 + 0.2 * l1).item() == pytest.approx(2.1269280110, abs=1e-9)
-    batch = {"observed": torch.tensor([1.0, 0.0]), "label": torch.tensor([1.0, 0.0]), "propensity": torch.tensor([0.5, 0.3])}
+    batch = {
+        "observed": torch.tensor([1.0, 0.0]),
+        "label": torch.tensor([1.0, 0.0]),
+        "propensity": torch.tensor([0.5, 0.3]),
+    }
     out = build("causal_rm", NOISY).loss(scores([2.0, 2.0]), None, batch)
     assert out.loss.item() == pytest.approx(-0.3175725493 / 2, abs=1e-9)
 
@@ -40,7 +44,11 @@ def test_no_noise_full_observation_is_plain_bce_and_propensity_is_clipped():
 
 def test_gradient_raises_observed_positive():
     s = scores([0.0, 0.0], requires_grad=True)
-    batch = {"observed": torch.tensor([1.0, 0.0]), "label": torch.tensor([1.0, 1.0]), "propensity": torch.tensor([0.5, 0.5])}
+    batch = {
+        "observed": torch.tensor([1.0, 0.0]),
+        "label": torch.tensor([1.0, 1.0]),
+        "propensity": torch.tensor([0.5, 0.5]),
+    }
     build("causal_rm", NOISY).loss(s, None, batch).loss.backward()
     assert s.values.grad[0, -1, 0] < 0 and s.values.grad[1].abs().sum() == 0  # unobserved rows teach nothing
 

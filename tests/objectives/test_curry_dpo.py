@@ -17,14 +17,20 @@ from tests.objectives.lp import pair
 def test_pairs_and_stages():
     rows = curry_pairs("q", ["R1", "R2", "R3", "R4"], [5, 4, 3, 2])
     assert [(r["chosen"], r["rejected"], r["margin"], r["stage"]) for r in rows] == [
-        ("R1", "R4", 3.0, 0), ("R1", "R3", 2.0, 1), ("R1", "R2", 1.0, 2)]
+        ("R1", "R4", 3.0, 0),
+        ("R1", "R3", 2.0, 1),
+        ("R1", "R2", 1.0, 2),
+    ]
     assert curry_pairs("q", ["a", "b", "c"], [2, 2, 1]) == [
-        {"prompt": "q", "chosen": "a", "rejected": "c", "margin": 1.0, "stage": 0}]  # the tie makes no pair
+        {"prompt": "q", "chosen": "a", "rejected": "c", "margin": 1.0, "stage": 0}
+    ]  # the tie makes no pair
 
 
 def test_loss_is_dpo_closed_form_and_capabilities():
     obj = build("curry_dpo", {"beta": 0.1})
-    assert obj.loss(pair([-10.0], [-12.0]), pair([-11.0], [-11.0]), {}).loss.item() == pytest.approx(0.5981388694, abs=1e-9)
+    assert obj.loss(pair([-10.0], [-12.0]), pair([-11.0], [-11.0]), {}).loss.item() == pytest.approx(
+        0.5981388694, abs=1e-9
+    )
     assert obj.staged and obj.refresh_reference and "stage" in obj.extra_columns
     assert build("curry_dpo", {"iterative": False}).refresh_reference is False
 

@@ -38,7 +38,10 @@ def _row(value=2.0, requires_grad=False):
     labels[0, 1, 0] = 1.0
     seg = torch.zeros(1, 3, 2, dtype=torch.bool)
     seg[0, 1, 0] = seg[0, 2, 1] = True
-    return TokenScores(v.requires_grad_(requires_grad), torch.ones(1, 3, dtype=torch.bool)), {"segment_labels": labels, "segment_mask": seg}
+    return TokenScores(v.requires_grad_(requires_grad), torch.ones(1, 3, dtype=torch.bool)), {
+        "segment_labels": labels,
+        "segment_mask": seg,
+    }
 
 
 def test_loss_closed_form_and_zero_logit_limit():
@@ -48,7 +51,9 @@ def test_loss_closed_form_and_zero_logit_limit():
     assert obj.loss(s, None, batch).loss.item() == pytest.approx(1.1269280110, abs=1e-9)
     s0, batch0 = _row(0.0)
     assert obj.loss(s0, None, batch0).loss.item() == pytest.approx(math.log(2))
-    assert obj.reward(s, batch)[0].tolist() == pytest.approx([0.0, 0.3, 0.5])  # both heads say "ok" (logit 2 > 0)
+    assert obj.reward(s, batch)[0].tolist() == pytest.approx(
+        [0.0, 0.3, 0.5]
+    )  # both heads say "ok" (logit 2 > 0)
 
 
 def test_gradient_follows_labels_and_skips_unlabelled():

@@ -17,7 +17,9 @@ from tests.objectives.lp import pair, tokens
 def test_score_closed_form_order_invariance_and_mask():
     pos, neg = tokens([[-1.0, -1.0], [-2.0]]), tokens([[-3.0], [-4.0, -4.0, -4.0]])
     assert flr_score(pos, neg).item() == pytest.approx(2.0)
-    assert flr_score(tokens([[-2.0], [-1.0, -1.0]]), tokens([[-4.0, -4.0, -4.0], [-3.0]])).item() == pytest.approx(2.0)
+    assert flr_score(
+        tokens([[-2.0], [-1.0, -1.0]]), tokens([[-4.0, -4.0, -4.0], [-3.0]])
+    ).item() == pytest.approx(2.0)
     pos.values[1, 1] = -100.0  # a padding position: not a follow-up token
     assert flr_score(pos, neg).item() == pytest.approx(2.0)
     assert flr_score(neg, pos).item() == pytest.approx(-2.0)
@@ -31,7 +33,9 @@ def test_mining_picks_best_and_worst():
 
 def test_loss_is_dpo():
     obj = build("flr", {"beta": 0.1})
-    assert obj.loss(pair([-10.0], [-12.0]), pair([-11.0], [-11.0]), {}).loss.item() == pytest.approx(0.5981388694, abs=1e-9)
+    assert obj.loss(pair([-10.0], [-12.0]), pair([-11.0], [-11.0]), {}).loss.item() == pytest.approx(
+        0.5981388694, abs=1e-9
+    )
     p = pair([-3.0], [-1.0])
     assert obj.loss(p, p, {}).loss.item() == pytest.approx(math.log(2))
 

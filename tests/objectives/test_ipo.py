@@ -20,7 +20,9 @@ def _pairs(requires_grad=False):
 
 def test_closed_form_both_normalisations():
     pol, ref = _pairs()
-    assert build("ipo", {"beta": 0.1, "normalize": False}).loss(pol, ref).loss.item() == pytest.approx(9.0, abs=1e-9)
+    assert build("ipo", {"beta": 0.1, "normalize": False}).loss(pol, ref).loss.item() == pytest.approx(
+        9.0, abs=1e-9
+    )
     assert build("ipo", {"beta": 0.1}).loss(pol, ref).loss.item() == pytest.approx(20.7025, abs=1e-9)
 
 

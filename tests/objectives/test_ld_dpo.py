@@ -15,7 +15,9 @@ from tests.objectives.lp import tokens
 
 
 def _data(requires_grad=False):
-    pol = PairLogps(tokens([[-1.0, -2, -3, -4]], requires_grad), tokens([[-2.0, -2, -2, -3, -3]], requires_grad))
+    pol = PairLogps(
+        tokens([[-1.0, -2, -3, -4]], requires_grad), tokens([[-2.0, -2, -2, -3, -3]], requires_grad)
+    )
     ref = PairLogps(tokens([[-2.0, -3, -3, -3]]), tokens([[-2.0, -2, -2, -2, -1]]))
     return pol, ref
 
@@ -23,16 +25,22 @@ def _data(requires_grad=False):
 @pytest.mark.parametrize("alpha,expected", [(1.0, 0.5130152524), (0.5, 0.5543552445), (0.0, 0.5981388694)])
 def test_closed_form(alpha, expected):
     pol, ref = _data()
-    assert build("ld_dpo", {"beta": 0.1, "alpha": alpha}).loss(pol, ref).loss.item() == pytest.approx(expected, abs=1e-9)
+    assert build("ld_dpo", {"beta": 0.1, "alpha": alpha}).loss(pol, ref).loss.item() == pytest.approx(
+        expected, abs=1e-9
+    )
 
 
 def test_alpha_one_equals_dpo_and_equal_lengths_equal_dpo_for_any_alpha():
     pol, ref = _data()
-    assert build("ld_dpo", {"alpha": 1.0}).loss(pol, ref).loss.item() == pytest.approx(build("dpo").loss(pol, ref).loss.item())
+    assert build("ld_dpo", {"alpha": 1.0}).loss(pol, ref).loss.item() == pytest.approx(
+        build("dpo").loss(pol, ref).loss.item()
+    )
     pol = PairLogps(tokens([[-1.0, -2]]), tokens([[-3.0, -0.5]]))
     ref = PairLogps(tokens([[-2.0, -2]]), tokens([[-1.0, -1.0]]))
     for alpha in (0.0, 0.3):
-        assert build("ld_dpo", {"alpha": alpha}).loss(pol, ref).loss.item() == pytest.approx(build("dpo").loss(pol, ref).loss.item())
+        assert build("ld_dpo", {"alpha": alpha}).loss(pol, ref).loss.item() == pytest.approx(
+            build("dpo").loss(pol, ref).loss.item()
+        )
 
 
 def test_gradient_favours_chosen_and_tail_is_scaled():

@@ -45,7 +45,11 @@ def test_rft_limit_ignores_negatives():
 def test_clamp_keeps_loss_finite_when_r_times_ratio_exceeds_one():
     """r = 0.98, log R = 1: r R = 2.66 > 1, so the proxy is negative; the clamp makes it 1 (value 0)."""
     pol = seq([0.0], requires_grad=True)
-    out = build("nft").loss(pol, seq([-1.0]), {"label": torch.tensor([0.0]), "correct_rate": torch.tensor([0.98])})
+    out = build("nft").loss(
+        pol, seq([-1.0]), {"label": torch.tensor([0.0]), "correct_rate": torch.tensor([0.98])}
+    )
     assert out.loss.item() == pytest.approx(0.0, abs=1e-12)
     out.loss.backward()
-    assert torch.isfinite(pol.values.grad).all() and pol.values.grad.item() > 0  # still pushes the negative down
+    assert (
+        torch.isfinite(pol.values.grad).all() and pol.values.grad.item() > 0
+    )  # still pushes the negative down

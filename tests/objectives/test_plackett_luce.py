@@ -18,13 +18,19 @@ ZERO3 = group([[0.0, 0.0, 0.0]])
 
 
 def test_closed_form_and_partial_ranking():
-    assert build("plackett_luce", {"beta": 1.0}).loss(group([[1.0, 0.0, -1.0]]), ZERO3).loss.item() == pytest.approx(0.7208676520, abs=1e-9)
-    top1 = build("plackett_luce", {"beta": 1.0, "top_k": 1}).loss(group([[1.0, 0.0, -1.0]]), ZERO3).loss.item()
+    assert build("plackett_luce", {"beta": 1.0}).loss(
+        group([[1.0, 0.0, -1.0]]), ZERO3
+    ).loss.item() == pytest.approx(0.7208676520, abs=1e-9)
+    top1 = (
+        build("plackett_luce", {"beta": 1.0, "top_k": 1}).loss(group([[1.0, 0.0, -1.0]]), ZERO3).loss.item()
+    )
     assert top1 == pytest.approx(0.4076059644, abs=1e-9)
 
 
 def test_two_answers_equal_dpo():
-    assert build("plackett_luce", {"beta": 0.1}).loss(group([[2.0, 0.0]]), group([[0.0, 0.0]])).loss.item() == pytest.approx(0.5981388694, abs=1e-9)
+    assert build("plackett_luce", {"beta": 0.1}).loss(
+        group([[2.0, 0.0]]), group([[0.0, 0.0]])
+    ).loss.item() == pytest.approx(0.5981388694, abs=1e-9)
 
 
 def test_order_matters_and_padding_is_inert():

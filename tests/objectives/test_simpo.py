@@ -27,14 +27,20 @@ def test_length_invariance_where_dpo_changes():
     """Repeating each answer's token pattern leaves means (SimPO) unchanged but doubles sums (DPO)."""
     c, r = (-1.0, -4.0), (-2.0, -2.0, -5.0)
     simpo = build("simpo", {"beta": 2.0, "gamma": 0.5})
-    assert simpo.loss(_pol(c, r), None).loss.item() == pytest.approx(simpo.loss(_pol(c * 2, r * 2), None).loss.item())
+    assert simpo.loss(_pol(c, r), None).loss.item() == pytest.approx(
+        simpo.loss(_pol(c * 2, r * 2), None).loss.item()
+    )
     dpo, zero = build("dpo"), _pol((0.0,) * 2, (0.0,) * 3)
     zero2 = _pol((0.0,) * 4, (0.0,) * 6)
-    assert dpo.loss(_pol(c, r), zero).loss.item() != pytest.approx(dpo.loss(_pol(c * 2, r * 2), zero2).loss.item())
+    assert dpo.loss(_pol(c, r), zero).loss.item() != pytest.approx(
+        dpo.loss(_pol(c * 2, r * 2), zero2).loss.item()
+    )
 
 
 def test_zero_margin_limit_is_log2():
-    assert build("simpo", {"gamma": 0.0}).loss(_pol((-3.0,) * 2, (-3.0,) * 7), None).loss.item() == pytest.approx(math.log(2))
+    assert build("simpo", {"gamma": 0.0}).loss(
+        _pol((-3.0,) * 2, (-3.0,) * 7), None
+    ).loss.item() == pytest.approx(math.log(2))
 
 
 def test_gradient_favours_chosen():
