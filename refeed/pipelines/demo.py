@@ -97,10 +97,6 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
     objective = build(params.pop("name", "dpo"), params)  # refuse a bad objective before any work
     if objective.batch_kind is not BatchKind.PAIR:
         raise ValueError(f"the demo trains on preference pairs; objective '{objective.name}' needs {objective.batch_kind.value} rows")
-    run_dir = Path(cfg.run_root) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
     task = cfg.pretrain.task.build()  # an unknown task fails here, before any work
     if cfg.model:
         model, tok = load(cfg.model)
@@ -110,6 +106,9 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
         report(Stage("pretrain", 1, 1, {"dev_accuracy": base.dev_accuracy}))
         model, tok = load(base.model_dir)
         base_name, base_dev, cached = str(base.model_dir), base.dev_accuracy, base.cached
+    run_dir = Path(cfg.run_root) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     before = evaluate(model, tok, task, "test")
     report(Stage("eval before", 1, 1, {"accuracy": before.accuracy}))
 

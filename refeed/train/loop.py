@@ -51,6 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0  # 0 disables clipping
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
@@ -169,6 +170,7 @@ def train(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,
         betas=cfg.adam_betas,
+        eps=cfg.adam_eps,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total))
     log = (run_dir / "metrics.jsonl").open("a") if run_dir else None
