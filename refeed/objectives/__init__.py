@@ -11,11 +11,57 @@ from __future__ import annotations
 from typing import Any
 
 from refeed.config import ConfigError, from_dict
-from refeed.objectives.base import BatchKind, LossOutput, Objective, PairLogps, TokenLogps
+from refeed.objectives.base import (
+    BatchKind,
+    GroupLogps,
+    Head,
+    LossOutput,
+    Objective,
+    PairLogps,
+    PairScores,
+    TokenLogps,
+    TokenScores,
+    UnpairedLogps,
+    capability,
+)
+from refeed.objectives.binary_rm import BinaryRM
+from refeed.objectives.bradley_terry import BradleyTerry
+from refeed.objectives.c3po import C3PO
+from refeed.objectives.causal_rm import CausalRM
+from refeed.objectives.curry_dpo import CurryDPO
 from refeed.objectives.dpo import DPO
+from refeed.objectives.fine_grained import FineGrained
+from refeed.objectives.flr import FLR
+from refeed.objectives.ipo import IPO
+from refeed.objectives.kto import KTO
+from refeed.objectives.ld_dpo import LDDPO
+from refeed.objectives.nft import NFT
+from refeed.objectives.ordinal import Ordinal
+from refeed.objectives.plackett_luce import PlackettLuce
 from refeed.objectives.sft import SFT
+from refeed.objectives.simpo import SimPO
 
-OBJECTIVES: dict[str, type] = {o.name: o for o in (SFT, DPO)}
+OBJECTIVES: dict[str, type] = {
+    o.name: o
+    for o in (
+        SFT,
+        NFT,  # supervised
+        BradleyTerry,
+        BinaryRM,
+        Ordinal,
+        FineGrained,
+        CausalRM,  # reward models (head = SCORE)
+        DPO,
+        IPO,
+        SimPO,
+        LDDPO,
+        KTO,
+        CurryDPO,
+        PlackettLuce,
+        C3PO,
+        FLR,  # preference family
+    )
+}
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> Objective:
@@ -30,4 +76,18 @@ def build(name: str, params: dict[str, Any] | None = None) -> Objective:
     return cls(cfg)
 
 
-__all__ = ["OBJECTIVES", "BatchKind", "LossOutput", "Objective", "PairLogps", "TokenLogps", "build"]
+__all__ = [
+    "OBJECTIVES",
+    "BatchKind",
+    "GroupLogps",
+    "Head",
+    "LossOutput",
+    "Objective",
+    "PairLogps",
+    "PairScores",
+    "TokenLogps",
+    "TokenScores",
+    "UnpairedLogps",
+    "build",
+    "capability",
+]

@@ -3,7 +3,20 @@
 An objective is pure: it receives per-token log-probs of completions (policy, and the cached
 reference when ``needs_reference``), plus the batch's extra tensors, and returns a ``LossOutput``.
 It never calls a model, the store or accelerate; the loop does that and reads the capability
-attributes (``batch_kind``, ``needs_reference``) instead of checking names.
+attributes (``batch_kind``, ``needs_reference``, ``head``, ...) instead of checking names.
+
+What ``loss(policy, reference, batch)`` receives, by ``head`` and ``batch_kind``:
+
+    head LM     SFT / UNPAIRED / GRADED  TokenLogps (B, T)
+                UNPAIRED + kl_completions UnpairedLogps(completion, kl)
+                PAIR                     PairLogps(chosen, rejected)
+                GROUP                    GroupLogps (B, K, T)
+    head SCORE  SFT / UNPAIRED / GRADED / SPANS  TokenScores (B, T, H)
+                PAIR                     PairScores(chosen, rejected)
+
+``reference`` has the same type (log-probs under the frozen reference) when ``needs_reference``, else None.
+``batch`` holds the row's numeric columns as float tensors (B,) (``label``, ``weight``, and every name
+in the objective's ``extra_columns``) plus, for SPANS, ``segment_labels`` / ``segment_mask`` (B, T, H).
 """
 
 from __future__ import annotations
@@ -21,7 +34,18 @@ class BatchKind(StrEnum):
     SFT = "sft"  # prompt, completion
     PAIR = "pair"  # prompt, chosen, rejected
     UNPAIRED = "unpaired"  # prompt, completion, label (bool)
-    GROUP = "group"  # prompt, k completions, ranks
+    GROUP = "group"  # prompt, completions (list of k texts, best first), loop pads ragged groups
+    GRADED = "graded"  # prompt, completion, label (int level 0..K: how far up a ladder of signals it got)
+    SPANS = (
+        "spans"  # prompt, completion, segments [{"end": char offset in completion, "head": h, "label": 0|1}]
+    )
+
+
+class Head(StrEnum):
+    """What the loop puts on top of the decoder for this objective."""
+
+    LM = "lm"  # the language-model head: per-token log-probs of the completion
+    SCORE = "score"  # a fresh nn.Linear(hidden, num_heads): per-token scores on completion positions
 
 
 @dataclass
@@ -51,13 +75,87 @@ class PairLogps:
 
 
 @dataclass
+class UnpairedLogps:
+    """KTO-style rows: each row's completion and, for the KL reference point, a mismatched completion.
+
+    ``kl`` row i holds ``log pi(y_{i-1} | x_i)``: row i's prompt with the completion of the row before it.
+    """
+
+    completion: TokenLogps
+    kl: TokenLogps
+
+
+@dataclass
+class GroupLogps:
+    """Log-probs of K completions per prompt, ordered best first; ragged groups padded at the end."""
+
+    values: torch.Tensor  # (B, K, T), 0 where mask is False
+    mask: torch.Tensor  # (B, K, T) bool, completion tokens
+    valid: torch.Tensor  # (B, K) bool, False on padding completions
+
+    def sum(self) -> torch.Tensor:  # (B, K)
+        return (self.values * self.mask).sum(-1)
+
+    def count(self) -> torch.Tensor:  # (B, K)
+        return self.mask.sum(-1)
+
+    def mean(self) -> torch.Tensor:  # (B, K)
+        return self.sum() / self.count().clamp(min=1)
+
+
+@dataclass
+class TokenScores:
+    """Outputs of a ``Head.SCORE`` head: ``num_heads`` scalars at every completion token.
+
+    Position t holds the head applied to the hidden state AFTER reading completion token t (so the
+    EOS position has read the whole answer); the sequence score is the one at the last token.
+    """
+
+    values: torch.Tensor  # (B, T, H)
+    mask: torch.Tensor  # (B, T) bool, True on completion tokens (EOS included)
+
+    def last(self) -> torch.Tensor:  # (B, H): the score at each sequence's last completion token
+        t = torch.arange(self.mask.shape[1], device=self.mask.device)  # (T,)
+        idx = (self.mask * (t + 1)).argmax(-1)  # (B,): position of the last True
+        return self.values[torch.arange(self.values.shape[0], device=idx.device), idx]
+
+
+@dataclass
+class PairScores:
+    chosen: TokenScores
+    rejected: TokenScores
+
+
+@dataclass
 class LossOutput:
     loss: torch.Tensor  # scalar, the mean over the batch unless the objective says otherwise
     metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
 
 
 class Objective(Protocol):
-    """The protocol every objective class follows (see ``refeed/objectives/dpo.py``)."""
+    """The protocol every objective class follows (see ``refeed/objectives/dpo.py``).
+
+    Required attributes, and what the loop does for each:
+        name: the registry key.
+        Config: the frozen dataclass built from the ``objective:`` section of a recipe.
+        batch_kind: which row columns to tokenize and how to shape the forward's output (module doc).
+        needs_reference: compute reference log-probs (once, frozen) and pass them as ``reference``.
+    Optional capabilities (the default, used when the attribute is absent, in brackets):
+        head [Head.LM]: Head.SCORE -> put an nn.Linear(hidden, num_heads) on the decoder's last
+            hidden states, pass TokenScores / PairScores instead of log-probs, save the head with the
+            model; such objectives also define ``reward(scores, batch) -> (B,)`` (or (B, T) when
+            ``dense_reward``), the one function that turns head outputs into the reward used downstream.
+        num_heads [1]: output size of the SCORE head; an INSTANCE attribute when it depends on the config.
+        dense_reward [False]: ``reward`` returns per-token rewards (B, T) on completion positions.
+        extra_columns [()]: numeric row columns the objective reads from ``batch`` as float (B,);
+            the loop refuses a dataset lacking any of them, naming the column.
+        kl_completions [False]: for each row i add the sequence (prompt_i, completion of row i-1),
+            rows taken in dataset order, cyclic, fixed once so its reference log-probs are cached
+            like the others; pass UnpairedLogps(completion, kl) for policy and reference.
+        staged [False]: rows carry an int ``stage`` column; train stage 0, then 1, ... (shuffle
+            within a stage only); when the instance's ``refresh_reference`` is True, recompute the
+            reference log-probs from the current policy at the start of every stage after the first.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]
@@ -67,3 +165,20 @@ class Objective(Protocol):
     def __init__(self, cfg: Any) -> None: ...
 
     def loss(self, policy: Any, reference: Any | None, batch: dict[str, torch.Tensor]) -> LossOutput: ...
+
+
+# The value the loop assumes when an objective does not define an optional capability.
+CAPABILITY_DEFAULTS: dict[str, Any] = {
+    "head": Head.LM,
+    "num_heads": 1,
+    "dense_reward": False,
+    "extra_columns": (),
+    "kl_completions": False,
+    "staged": False,
+    "refresh_reference": False,
+}
+
+
+def capability(objective: Any, attr: str) -> Any:
+    """``objective.<attr>``, or its documented default when the objective does not define it."""
+    return getattr(objective, attr, CAPABILITY_DEFAULTS[attr])
