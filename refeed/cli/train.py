@@ -38,6 +38,10 @@ def train(recipe: str, overrides: tuple[str, ...], data_path: str | None, resume
             summary = run_train(cfg, resume=resume, progress=lambda s, t, r: report(Stage("train", s, t, r)))
         except (ConfigError, ValueError, FileNotFoundError) as e:
             raise click.UsageError(str(e)) from None
+    from refeed.train.loop import is_main_process
+
+    if not is_main_process(cfg.train):
+        return
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -23,7 +23,7 @@ import yaml
 from refeed.config import ConfigError, to_dict
 from refeed.pipelines.pretrain import PretrainConfig
 from refeed.pipelines.simulate import SamplingConfig
-from refeed.train.loop import TrainConfig
+from refeed.train.loop import TrainConfig, is_main_process
 
 
 @dataclass(frozen=True)
@@ -134,17 +134,22 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
         rows = rows[: cfg.data.limit]
     run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if is_main_process(cfg.train):
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     result = train(model, tok, rows, objective, cfg.train, run_dir=run_dir, progress=progress, resume_from=resume_dir)
-    final = run_dir / "model"
-    (model.merge_and_unload() if cfg.model.lora.r > 0 else model).save_pretrained(final)
-    tok.save_pretrained(final)
     summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(rows),
                "train_steps": result.steps, "train_seconds": result.seconds, "seconds": time.perf_counter() - t0,
-               "final_loss": result.history[-1]["loss"] if result.history else None}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    summary["report"] = str(write_report(run_dir, _all_history(run_dir), summary))
+               "final_loss": result.history[-1]["loss"] if result.history else None,
+               "report": str(run_dir / "report.html")}
+    if is_main_process(cfg.train):  # under accelerate launch, one process writes the run's outputs
+        final = run_dir / "model"
+        (model.merge_and_unload() if cfg.model.lora.r > 0 else model).save_pretrained(final)
+        tok.save_pretrained(final)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_report(run_dir, _all_history(run_dir), summary)
     return summary
+
+
 
 
 def _all_history(run_dir: Path) -> list[dict]:

@@ -105,10 +105,26 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def _on_cpu(cfg: TrainConfig) -> bool:
+    return cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+
+
+def is_main_process(cfg: TrainConfig) -> bool:
+    """Whether this is the process that writes a run's outputs (always True without a launcher).
+
+    Goes through the same ``cpu`` flag as the loop's Accelerator: accelerate's process state is a
+    singleton set up by its first caller, and a first caller without ``cpu=True`` under torchrun on
+    CPUs leaves every process believing it is alone.
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=_on_cpu(cfg)).is_main_process
+
+
 def _make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    cpu = _on_cpu(cfg)
     mixed = "bf16" if not cpu and cfg.dtype in ("auto", "bfloat16") and torch.cuda.is_bf16_supported() else "no"
     return Accelerator(cpu=cpu, mixed_precision=mixed)
 
