@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default="bench/results/demo_seeds.json", help="where the summary JSON goes")
     ap.add_argument("overrides", nargs="*", help="extra dotted overrides passed to refeed demo")
     args = ap.parse_args()
     results = []
@@ -34,8 +37,8 @@ def main() -> None:
         keep = ("seed", "accuracy_before", "accuracy_after", "accuracy_gain", "pairs", "seconds", "wall_seconds")
         print(json.dumps({k: summary[k] for k in keep}), flush=True)
     gains = [r["accuracy_gain"] for r in results]
-    print(json.dumps({
-        "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip(),
+    summary = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "seeds": args.seeds,
         "gain_mean": statistics.mean(gains),
         "gain_std": statistics.stdev(gains) if len(gains) > 1 else 0.0,
@@ -43,7 +46,13 @@ def main() -> None:
         "before_mean": statistics.mean(r["accuracy_before"] for r in results),
         "after_mean": statistics.mean(r["accuracy_after"] for r in results),
         "seconds_mean": statistics.mean(r["seconds"] for r in results),
-    }))
+        "load_average_1m_at_end": os.getloadavg()[0],
+        "runs": results,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ oracle produces them (``refeed.tasks.oracle``), and the builders turn them into 
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,8 +18,13 @@ Message = dict[str, Any]  # OpenAI chat format: {"role": "user"|"assistant"|"sys
 
 
 def new_id() -> str:
-    """A fresh random id (UUID4 hex). Ids are strings everywhere so they survive JSON and URLs."""
-    return uuid.uuid4().hex
+    """A fresh time-ordered id (UUIDv7 layout, 32 hex digits): the first 48 bits are milliseconds since
+    the epoch, so ids sort by creation time (to the millisecond) and keyset pagination on ``id`` follows insertion order.
+    Ids are strings everywhere so they survive JSON and URLs."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return f"{value:032x}"
 
 
 class FeedbackKind(StrEnum):
@@ -59,6 +66,9 @@ class Interaction:
     parent_id: str | None = None  # the previous turn
     derived_from_id: str | None = None  # edits and explicit regenerations
     metadata: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    context_hash: str | None = None  # filled by the store: regenerations of one prompt share it
+    created_at: datetime | None = None  # filled by the store
 
 
 @dataclass
@@ -82,6 +92,8 @@ class Feedback:
     author: str | None = None
     id: str = field(default_factory=new_id)
     idempotency_key: str | None = None
+    status: str = "active"  # active | superseded | retracted
+    created_at: datetime | None = None  # filled by the store
 
 
 @dataclass(frozen=True)

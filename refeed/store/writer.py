@@ -1,0 +1,130 @@
+"""Writing records: one transaction per batch, idempotency keys, references checked, retries on "busy".
+
+All or nothing: a batch that fails validation or references an unknown interaction writes nothing.
+Idempotency (FEEDBACK.md 4.4): a key seen before with the same request hash returns the original id;
+with another body it raises :class:`IdempotencyConflict`. SQLite allows one writer at a time; when
+several processes write at once, "database is locked" is retried here with backoff and never reaches
+the caller.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from refeed.store import records
+from refeed.store.errors import IdempotencyConflict, NotFound, StoreError
+from refeed.store.tables import Actor, FeedbackRow, FeedbackSpan, FeedbackTarget, InteractionRow
+from refeed.types import Feedback, FeedbackKind, Interaction
+
+CHUNK = 500  # ids per IN (...) query: far below SQLite's and PostgreSQL's parameter limits
+
+
+def write(engine: Engine, project_id: str, items: Sequence[Interaction | Feedback], retries: int = 50) -> list[str]:
+    """Write ``items`` in one transaction; return their ids in order (existing ids for replays)."""
+    for attempt in range(retries):
+        try:
+            with engine.begin() as conn:
+                return _write(conn, project_id, list(items))
+        except OperationalError as e:  # SQLite busy beyond busy_timeout: back off and try again
+            if "locked" not in str(e) and "busy" not in str(e) or attempt == retries - 1:
+                raise
+        except IntegrityError as e:  # a concurrent writer inserted the same idempotency key first
+            if "idem" not in str(e) and "UNIQUE" not in str(e) and "unique" not in str(e) or attempt == retries - 1:
+                raise StoreError(f"the write broke a database constraint: {e.orig}") from None
+        time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 6)) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _write(conn: Connection, project_id: str, items: list) -> list[str]:
+    inter = [r for r in items if isinstance(r, Interaction)]
+    fbs = [r for r in items if isinstance(r, Feedback)]
+    replay = _replays(conn, project_id, InteractionRow, inter) | _replays(conn, project_id, FeedbackRow, fbs)
+    new_inter = [r for r in inter if r.id not in replay]
+    new_fbs = [r for r in fbs if r.id not in replay]
+    completions = _completions(conn, project_id, new_inter, new_fbs)
+    i_rows = [records.interaction_row(r, project_id) for r in new_inter]
+    f_rows, t_rows, s_rows = [], [], []
+    actors = _actors(conn, project_id, new_fbs)
+    for fb in new_fbs:
+        completion = completions.get(fb.interaction_id) if fb.kind == FeedbackKind.SPAN else None
+        row, targets, spans = records.feedback_rows(fb, project_id, actors[(fb.source, fb.author)], completion)
+        f_rows.append(row)
+        t_rows += targets
+        s_rows += spans
+    for table, rows in ((InteractionRow, i_rows), (FeedbackRow, f_rows), (FeedbackTarget, t_rows),
+                        (FeedbackSpan, s_rows)):
+        if rows:
+            conn.execute(insert(table), rows)
+    return [replay.get(r.id, r.id) for r in items]
+
+
+def _replays(conn, project_id, table, recs) -> dict[str, str]:
+    """{record id: stored id} for records whose idempotency key exists; conflicts raise."""
+    keyed = {}
+    for r in recs:
+        key = r.idempotency_key or (r.id if table is FeedbackRow else None)
+        if key is None:
+            continue
+        first = keyed.setdefault(key, r)
+        if first is not r and records.request_hash(first) != records.request_hash(r):
+            raise IdempotencyConflict(f"idempotency key {key!r} appears twice in one batch with different bodies")
+    out = {}
+    keys = list(keyed)
+    for i in range(0, len(keys), CHUNK):
+        q = select(table.idempotency_key, table.id, table.request_hash).where(
+            table.project_id == project_id, table.idempotency_key.in_(keys[i:i + CHUNK]))
+        for key, stored_id, stored_hash in conn.execute(q):
+            rec = keyed[key]
+            if stored_hash != records.request_hash(rec):
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was used before (id {stored_id}) with a different body; "
+                    "use a new key for a new record")
+            out[rec.id] = stored_id
+    for r in recs:  # in-batch duplicates of one key point at its first record
+        key = r.idempotency_key or (r.id if table is FeedbackRow else None)
+        if key is not None and keyed[key] is not r:
+            out[r.id] = out.get(keyed[key].id, keyed[key].id)
+    return out
+
+
+def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
+    """Check every referenced interaction exists (in this batch or this project); return the
+    completions that span feedback needs."""
+    known = {r.id: r.completion for r in new_inter}
+    wanted = set()
+    for r in new_inter:
+        wanted.update(x for x in (r.parent_id, r.derived_from_id) if x)
+    for fb in new_fbs:
+        wanted.update(t["interaction_id"] for t in fb.targets)
+        if fb.interaction_id:
+            wanted.add(fb.interaction_id)
+    missing = list(wanted - known.keys())
+    for i in range(0, len(missing), CHUNK):
+        q = select(InteractionRow.id, InteractionRow.completion).where(
+            InteractionRow.project_id == project_id, InteractionRow.id.in_(missing[i:i + CHUNK]))
+        known.update(dict(conn.execute(q).all()))
+    absent = sorted(wanted - known.keys())
+    if absent:
+        raise NotFound(f"unknown interaction id {absent[0]!r}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+                       + " in this project; log the interaction first")
+    return known
+
+
+def _actors(conn, project_id, fbs) -> dict[tuple, str]:
+    """Get or create one actor row per (source, author)."""
+    wanted = {(fb.source, fb.author) for fb in fbs}
+    out = {}
+    for source, author in wanted:
+        fp = records.canonical_hash([str(source), author])
+        found = conn.execute(select(Actor.id).where(Actor.project_id == project_id, Actor.fingerprint == fp)).scalar()
+        if found is None:
+            found = records.new_id()
+            conn.execute(insert(Actor).values(id=found, project_id=project_id, kind=str(source), external_id=author,
+                                              fingerprint=fp, created_at=records.now()))
+        out[(source, author)] = found
+    return out
