@@ -92,7 +92,9 @@ def feedback_record(target: str | None, kind: str, *, source, author, idempotenc
 def edit_interaction(original: Interaction, fb: Feedback) -> Interaction:
     """The corrected answer as an interaction of its own, derived from the original."""
     key = f"{fb.idempotency_key}:edit" if fb.idempotency_key else None
-    return Interaction(messages=original.messages, completion=fb.text or "", model=original.model,
+    # A replayed edit (same key) must name the same derived interaction, so its id follows from the key.
+    derived_id = canonical_hash(key)[:32] if key else new_id()
+    return Interaction(id=derived_id, messages=original.messages, completion=fb.text or "", model=original.model,
                        derived_from_id=original.id, thread_id=original.thread_id, parent_id=original.parent_id,
                        metadata={"origin": "human_edit"}, idempotency_key=key)
 
@@ -106,7 +108,7 @@ def interaction_row(rec: Interaction, project_id: str) -> dict:
         "derived_from_id": rec.derived_from_id, "messages": rec.messages, "completion": rec.completion,
         "context_hash": rec.context_hash or context_hash(rec.messages),
         "completion_hash": canonical_hash(rec.completion), "model": rec.model, "params": rec.params,
-        "metadata": rec.metadata, "idempotency_key": rec.idempotency_key, "request_hash": request_hash(rec),
+        "metadata": rec.metadata, "idempotency_key": rec.idempotency_key or rec.id, "request_hash": request_hash(rec),
         "created_at": rec.created_at or now(),
     }
 
@@ -115,7 +117,8 @@ def interaction_from_row(r) -> Interaction:
     return Interaction(
         messages=r.messages, completion=r.completion, model=r.model, params=r.params, id=r.id,
         thread_id=r.thread_id, parent_id=r.parent_id, derived_from_id=r.derived_from_id, metadata=r.metadata,
-        idempotency_key=r.idempotency_key, context_hash=r.context_hash, created_at=_utc(r.created_at),
+        idempotency_key=None if r.idempotency_key == r.id else r.idempotency_key, context_hash=r.context_hash,
+        created_at=_utc(r.created_at),
     )
 
 

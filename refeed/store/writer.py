@@ -1,7 +1,8 @@
 """Writing records: one transaction per batch, idempotency keys, references checked, retries on "busy".
 
 All or nothing: a batch that fails validation or references an unknown interaction writes nothing.
-Idempotency (FEEDBACK.md 4.4): a key seen before with the same request hash returns the original id;
+Idempotency (FEEDBACK.md 4.4): every record has a key (the given one, else its id, so re-importing an
+export is a no-op); a key seen before with the same request hash returns the original id;
 with another body it raises :class:`IdempotencyConflict`. SQLite allows one writer at a time; when
 several processes write at once, "database is locked" is retried here with backoff and never reaches
 the caller.
@@ -47,7 +48,7 @@ def _write(conn: Connection, project_id: str, items: list) -> list[str]:
     new_inter = [r for r in inter if r.id not in replay]
     new_fbs = [r for r in fbs if r.id not in replay]
     completions = _completions(conn, project_id, new_inter, new_fbs)
-    i_rows = [records.interaction_row(r, project_id) for r in new_inter]
+    i_rows = [records.interaction_row(r, project_id) for r in _referenced_first(new_inter)]
     f_rows, t_rows, s_rows = [], [], []
     actors = _actors(conn, project_id, new_fbs)
     for fb in new_fbs:
@@ -63,13 +64,25 @@ def _write(conn: Connection, project_id: str, items: list) -> list[str]:
     return [replay.get(r.id, r.id) for r in items]
 
 
+def _referenced_first(recs: list[Interaction]) -> list[Interaction]:
+    """Order interactions so that a parent or original is inserted before what points at it."""
+    pending, done, out = list(recs), set(), []
+    batch_ids = {r.id for r in recs}
+    while pending:
+        ready = [r for r in pending if all(x not in batch_ids or x in done for x in (r.parent_id, r.derived_from_id))]
+        if not ready:
+            raise StoreError(f"interactions {sorted(r.id for r in pending)[:3]} reference each other in a cycle")
+        out += ready
+        done.update(r.id for r in ready)
+        pending = [r for r in pending if r.id not in done]
+    return out
+
+
 def _replays(conn, project_id, table, recs) -> dict[str, str]:
     """{record id: stored id} for records whose idempotency key exists; conflicts raise."""
     keyed = {}
     for r in recs:
-        key = r.idempotency_key or (r.id if table is FeedbackRow else None)
-        if key is None:
-            continue
+        key = r.idempotency_key or r.id
         first = keyed.setdefault(key, r)
         if first is not r and records.request_hash(first) != records.request_hash(r):
             raise IdempotencyConflict(f"idempotency key {key!r} appears twice in one batch with different bodies")
@@ -86,8 +99,8 @@ def _replays(conn, project_id, table, recs) -> dict[str, str]:
                     "use a new key for a new record")
             out[rec.id] = stored_id
     for r in recs:  # in-batch duplicates of one key point at its first record
-        key = r.idempotency_key or (r.id if table is FeedbackRow else None)
-        if key is not None and keyed[key] is not r:
+        key = r.idempotency_key or r.id
+        if keyed[key] is not r:
             out[r.id] = out.get(keyed[key].id, keyed[key].id)
     return out
 
