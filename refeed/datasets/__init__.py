@@ -1,0 +1,29 @@
+"""Builders: turn what the store holds into training datasets (HF ``datasets.Dataset``, TRL columns).
+
+Every builder takes a ``refeed.Store`` and returns a Dataset with a ``source_ids`` column (the
+feedback and interaction ids each row came from) and a report (``build_report(ds)``): rows, what was
+dropped and why, contradictions, annotator agreement. No torch here.
+"""
+
+from refeed.datasets.common import BuildReport, build_report
+from refeed.datasets.groups import principle_jobs, ranked_groups
+from refeed.datasets.pairs import preference_pairs
+from refeed.datasets.pointwise import (
+    critique_triplets,
+    followups,
+    observational,
+    sft_rows,
+    span_labels,
+    unpaired,
+)
+from refeed.datasets.split import split_by_prompt
+
+BUILDERS = {
+    "pairs": preference_pairs, "unpaired": unpaired, "sft": sft_rows, "groups": ranked_groups,
+    "critiques": critique_triplets, "spans": span_labels, "followups": followups,
+    "observational": observational, "principles": principle_jobs,
+}
+
+__all__ = ["BUILDERS", "BuildReport", "build_report", "critique_triplets", "followups", "observational",
+           "preference_pairs", "principle_jobs", "ranked_groups", "sft_rows", "span_labels", "split_by_prompt",
+           "unpaired"]
