@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_FREE = ["refeed", "refeed.types", "refeed.config", "refeed.tasks", "refeed.tasks.oracle"]
+TORCH_FREE = ["refeed", "refeed.types", "refeed.config", "refeed.tasks", "refeed.tasks.oracle", "refeed.store",
+              "refeed.store.formats", "refeed.datasets"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

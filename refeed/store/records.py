@@ -31,8 +31,25 @@ def context_hash(messages: list[dict]) -> str:
 
 
 def request_hash(record: Interaction | Feedback) -> str:
+    """sha256 of what a record says, in a canonical form: numbers as floats, span quotes left out
+    (the store derives them), so a record read back or exported hashes like the call that wrote it."""
     body = {k: v for k, v in asdict(record).items() if k not in _VOLATILE}
-    return canonical_hash(body)
+    if isinstance(body.get("payload"), dict) and body["payload"].get("spans"):
+        body["payload"] = {**body["payload"], "spans": [{k: v for k, v in sp.items() if k != "quote"}
+                                                        for sp in body["payload"]["spans"]]}
+    return canonical_hash(_floats(body))
+
+
+def _floats(x):
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, int | float):
+        return float(x)
+    if isinstance(x, dict):
+        return {k: _floats(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_floats(v) for v in x]
+    return x
 
 
 def now() -> datetime:
@@ -154,7 +171,7 @@ def feedback_rows(rec: Feedback, project_id: str, actor_id: str, completion: str
 
 def feedback_from_row(r, targets: list, spans: list, author: str | None) -> Feedback:
     payload = dict(r.payload)
-    if spans:
+    if r.kind == "span":
         payload["spans"] = [
             {"start": s.start_cp, "end": s.end_cp, "quote": s.quote, "category": s.category,
              "severity": s.severity, "comment": s.comment}
