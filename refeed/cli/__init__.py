@@ -17,4 +17,5 @@ def main() -> None:
 
 # Sub-command modules register themselves on ``main``; keep this list literal and sorted.
 from refeed.cli import demo as _demo  # noqa: E402,F401
+from refeed.cli import store as _store  # noqa: E402,F401
 from refeed.cli import train as _train  # noqa: E402,F401

@@ -19,11 +19,29 @@ from refeed.datasets.pointwise import (
 from refeed.datasets.split import split_by_prompt
 
 BUILDERS = {
-    "pairs": preference_pairs, "unpaired": unpaired, "sft": sft_rows, "groups": ranked_groups,
-    "critiques": critique_triplets, "spans": span_labels, "followups": followups,
-    "observational": observational, "principles": principle_jobs,
+    "pairs": preference_pairs,
+    "unpaired": unpaired,
+    "sft": sft_rows,
+    "groups": ranked_groups,
+    "critiques": critique_triplets,
+    "spans": span_labels,
+    "followups": followups,
+    "observational": observational,
+    "principles": principle_jobs,
 }
 
-__all__ = ["BUILDERS", "BuildReport", "build_report", "critique_triplets", "followups", "observational",
-           "preference_pairs", "principle_jobs", "ranked_groups", "sft_rows", "span_labels", "split_by_prompt",
-           "unpaired"]
+__all__ = [
+    "BUILDERS",
+    "BuildReport",
+    "build_report",
+    "critique_triplets",
+    "followups",
+    "observational",
+    "preference_pairs",
+    "principle_jobs",
+    "ranked_groups",
+    "sft_rows",
+    "span_labels",
+    "split_by_prompt",
+    "unpaired",
+]

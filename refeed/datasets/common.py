@@ -29,7 +29,9 @@ class BuildReport:
         return d
 
 
-def load(store, kinds: Iterable[str], project: str | None = None) -> tuple[list[Feedback], dict[str, Interaction]]:
+def load(
+    store, kinds: Iterable[str], project: str | None = None
+) -> tuple[list[Feedback], dict[str, Interaction]]:
     """Active feedback of ``kinds`` and every interaction it names, read page by page."""
     fbs = list(store.iter_feedback(kinds=list(kinds), project=project))
     ids = set()

@@ -17,9 +17,14 @@ def ranked_groups(store, *, project: str | None = None):
         if len(prompts) > 1:
             report.dropped["ranking across different prompts"] += 1
             continue
-        rows.append({"prompt": inter[ts[0]["interaction_id"]].messages,
-                     "completions": [inter[t["interaction_id"]].completion for t in ts],
-                     "ranks": [t["position"] for t in ts], "source_ids": [fb.id, *(t["interaction_id"] for t in ts)]})
+        rows.append(
+            {
+                "prompt": inter[ts[0]["interaction_id"]].messages,
+                "completions": [inter[t["interaction_id"]].completion for t in ts],
+                "ranks": [t["position"] for t in ts],
+                "source_ids": [fb.id, *(t["interaction_id"] for t in ts)],
+            }
+        )
     report.by_source["ranking"] = len(rows)
     return to_dataset(rows, report, ["prompt", "completions", "ranks"])
 
@@ -29,9 +34,15 @@ def principle_jobs(store, *, project: str | None = None):
     was born from, if any. C3PO generates in-scope and out-of-scope prompts from these."""
     report = BuildReport("principle_jobs")
     fbs, inter = load(store, ["principle"], project)
-    rows = [{"principle": fb.text, "applies_when": fb.payload.get("applies_when"),
-             "not_when": fb.payload.get("not_when"),
-             "prompt": inter[fb.interaction_id].messages if fb.interaction_id in inter else None,
-             "source_ids": [fb.id] + ([fb.interaction_id] if fb.interaction_id else [])} for fb in fbs]
+    rows = [
+        {
+            "principle": fb.text,
+            "applies_when": fb.payload.get("applies_when"),
+            "not_when": fb.payload.get("not_when"),
+            "prompt": inter[fb.interaction_id].messages if fb.interaction_id in inter else None,
+            "source_ids": [fb.id] + ([fb.interaction_id] if fb.interaction_id else []),
+        }
+        for fb in fbs
+    ]
     report.by_source["principle"] = len(rows)
     return to_dataset(rows, report, ["principle", "applies_when", "not_when", "prompt"])

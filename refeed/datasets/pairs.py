@@ -24,22 +24,35 @@ from refeed.datasets.common import BuildReport, load, text_hash, to_dataset
 SOURCES = ("preference", "ranking", "rating", "edit", "outcome")
 
 
-def preference_pairs(store, *, sources=SOURCES, min_gap: float = 1.0, ranking_pairs: str = "all",
-                     order: str | None = None, project: str | None = None):
+def preference_pairs(
+    store,
+    *,
+    sources=SOURCES,
+    min_gap: float = 1.0,
+    ranking_pairs: str = "all",
+    order: str | None = None,
+    project: str | None = None,
+):
     unknown = set(sources) - set(SOURCES)
     if unknown or ranking_pairs not in ("all", "adjacent") or order not in (None, "curriculum"):
-        raise ValueError(f"preference_pairs: sources must be from {SOURCES} (got {sorted(unknown)}), ranking_pairs "
-                         f"'all' or 'adjacent' (got {ranking_pairs!r}), order None or 'curriculum' (got {order!r})")
+        raise ValueError(
+            f"preference_pairs: sources must be from {SOURCES} (got {sorted(unknown)}), ranking_pairs "
+            f"'all' or 'adjacent' (got {ranking_pairs!r}), order None or 'curriculum' (got {order!r})"
+        )
     report = BuildReport("preference_pairs")
     fbs, inter = load(store, sources, project)
-    votes = defaultdict(list)  # (context, frozenset of the two texts) -> [(winner id, loser id, margin, source, fb id)]
+    votes = defaultdict(
+        list
+    )  # (context, frozenset of the two texts) -> [(winner id, loser id, margin, source, fb id)]
 
     def vote(win, lose, margin, source, fb_id):
         a, b = inter[win], inter[lose]
         if a.completion == b.completion:
             report.dropped["identical texts"] += 1
             return
-        votes[(a.context_hash, frozenset((a.completion, b.completion)))].append((win, lose, margin, source, fb_id))
+        votes[(a.context_hash, frozenset((a.completion, b.completion)))].append(
+            (win, lose, margin, source, fb_id)
+        )
 
     by_kind = defaultdict(list)
     for fb in fbs:
@@ -57,8 +70,12 @@ def preference_pairs(store, *, sources=SOURCES, min_gap: float = 1.0, ranking_pa
         edited = fb.payload.get("edited_interaction_id")
         if edited in inter:
             vote(edited, fb.interaction_id, None, "edit", fb.id)
-    _graded(by_kind["rating"], inter, min_gap, "rating", vote, lambda fb: tuple(fb.payload.get("scale") or ()))
-    _graded(by_kind["outcome"], inter, 1.0, "outcome", vote, lambda fb: None, score=lambda fb: fb.label == "pass")
+    _graded(
+        by_kind["rating"], inter, min_gap, "rating", vote, lambda fb: tuple(fb.payload.get("scale") or ())
+    )
+    _graded(
+        by_kind["outcome"], inter, 1.0, "outcome", vote, lambda fb: None, score=lambda fb: fb.label == "pass"
+    )
     rows = _resolve(votes, inter, report)
     if order == "curriculum":
         rows.sort(key=lambda r: -(r["margin"] if r["margin"] is not None else 0.0))
@@ -81,7 +98,9 @@ def _graded(fbs, inter, min_gap, source, vote, scale_of, score=lambda fb: fb.sco
     grades = defaultdict(lambda: defaultdict(list))  # (context, scale) -> interaction -> [(grade, fb id)]
     for fb in fbs:
         if fb.interaction_id in inter:
-            grades[(inter[fb.interaction_id].context_hash, scale_of(fb))][fb.interaction_id].append((float(score(fb)), fb.id))
+            grades[(inter[fb.interaction_id].context_hash, scale_of(fb))][fb.interaction_id].append(
+                (float(score(fb)), fb.id)
+            )
     for group in grades.values():
         means = {i: sum(g for g, _ in v) / len(v) for i, v in group.items()}
         for a, b in combinations(sorted(means), 2):
@@ -102,8 +121,13 @@ def _resolve(votes, inter, report):
             agreeing += len(tally) == 1
         if len(tally) > 1:
             counts = sorted((len(v), text_hash(t)) for t, v in tally.items())
-            report.contradictions.append({"prompt": inter[vs[0][0]].messages, "votes": [c for c, _ in counts],
-                                          "feedback_ids": sorted({x for v in vs for x in v[4].split(",")})})
+            report.contradictions.append(
+                {
+                    "prompt": inter[vs[0][0]].messages,
+                    "votes": [c for c, _ in counts],
+                    "feedback_ids": sorted({x for v in vs for x in v[4].split(",")}),
+                }
+            )
             if counts[0][0] == counts[1][0]:
                 report.dropped["contradiction with an even vote"] += 1
                 continue
@@ -113,10 +137,15 @@ def _resolve(votes, inter, report):
         win, lose, margin, source, _ = winner_votes[0]
         margins = [v[2] for v in winner_votes if v[2] is not None]
         report.by_source[source] += 1
-        rows.append({
-            "prompt": inter[win].messages, "chosen": inter[win].completion, "rejected": inter[lose].completion,
-            "margin": sum(margins) / len(margins) if margins else None, "source": source,
-            "source_ids": sorted({x for v in vs for x in v[4].split(",")} | {win, lose}),
-        })
+        rows.append(
+            {
+                "prompt": inter[win].messages,
+                "chosen": inter[win].completion,
+                "rejected": inter[lose].completion,
+                "margin": sum(margins) / len(margins) if margins else None,
+                "source": source,
+                "source_ids": sorted({x for v in vs for x in v[4].split(",")} | {win, lose}),
+            }
+        )
     report.agreement = agreeing / multi if multi else None
     return rows

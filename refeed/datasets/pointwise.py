@@ -44,8 +44,14 @@ def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | Non
             continue
         report.by_source["desirable" if mean >= good else "undesirable"] += 1
         i = inter[iid]
-        rows.append({"prompt": i.messages, "completion": i.completion, "label": mean >= good,
-                     "source_ids": sorted({f for _, f in vs} | {iid})})
+        rows.append(
+            {
+                "prompt": i.messages,
+                "completion": i.completion,
+                "label": mean >= good,
+                "source_ids": sorted({f for _, f in vs} | {iid}),
+            }
+        )
     return to_dataset(rows, report, ["prompt", "completion", "label"])
 
 
@@ -70,7 +76,13 @@ def sft_rows(store, *, min_rating: float = 0.8, project: str | None = None):
             report.dropped["not top-rated"] += 1
             continue
         i = inter[iid]
-        rows.append({"prompt": i.messages, "completion": i.completion, "source_ids": sorted({f for _, f in vs} | {iid})})
+        rows.append(
+            {
+                "prompt": i.messages,
+                "completion": i.completion,
+                "source_ids": sorted({f for _, f in vs} | {iid}),
+            }
+        )
         report.by_source["top-rated"] += 1
     return to_dataset(rows, report, ["prompt", "completion"])
 
@@ -79,9 +91,16 @@ def critique_triplets(store, *, project: str | None = None):
     """(prompt, completion, critique) rows for text-feedback methods (ILF and kin)."""
     report = BuildReport("critique_triplets")
     fbs, inter = load(store, ["critique"], project)
-    rows = [{"prompt": inter[fb.interaction_id].messages, "completion": inter[fb.interaction_id].completion,
-             "critique": fb.text, "aspect": fb.payload.get("aspect"), "source_ids": [fb.id, fb.interaction_id]}
-            for fb in fbs]
+    rows = [
+        {
+            "prompt": inter[fb.interaction_id].messages,
+            "completion": inter[fb.interaction_id].completion,
+            "critique": fb.text,
+            "aspect": fb.payload.get("aspect"),
+            "source_ids": [fb.id, fb.interaction_id],
+        }
+        for fb in fbs
+    ]
     report.by_source["critique"] = len(rows)
     return to_dataset(rows, report, ["prompt", "completion", "critique", "aspect"])
 
@@ -94,11 +113,19 @@ def span_labels(store, *, project: str | None = None):
     merged = defaultdict(lambda: ([], []))
     for fb in fbs:
         spans, ids = merged[fb.interaction_id]
-        spans += [{k: s[k] for k in ("start", "end", "category", "severity")} for s in fb.payload.get("spans", [])]
+        spans += [
+            {k: s[k] for k in ("start", "end", "category", "severity")} for s in fb.payload.get("spans", [])
+        ]
         ids.append(fb.id)
-    rows = [{"prompt": inter[i].messages, "completion": inter[i].completion,
-             "spans": sorted(spans, key=lambda s: (s["start"], s["end"])), "source_ids": [*ids, i]}
-            for i, (spans, ids) in merged.items()]
+    rows = [
+        {
+            "prompt": inter[i].messages,
+            "completion": inter[i].completion,
+            "spans": sorted(spans, key=lambda s: (s["start"], s["end"])),
+            "source_ids": [*ids, i],
+        }
+        for i, (spans, ids) in merged.items()
+    ]
     report.by_source["span"] = len(rows)
     return to_dataset(rows, report, ["prompt", "completion", "spans"])
 
@@ -107,8 +134,16 @@ def followups(store, *, project: str | None = None):
     """(prompt, completion, followup, label) rows for FLR: the user's next message after an answer."""
     report = BuildReport("followups")
     fbs, inter = load(store, ["followup"], project)
-    rows = [{"prompt": inter[fb.interaction_id].messages, "completion": inter[fb.interaction_id].completion,
-             "followup": fb.text, "label": fb.label, "source_ids": [fb.id, fb.interaction_id]} for fb in fbs]
+    rows = [
+        {
+            "prompt": inter[fb.interaction_id].messages,
+            "completion": inter[fb.interaction_id].completion,
+            "followup": fb.text,
+            "label": fb.label,
+            "source_ids": [fb.id, fb.interaction_id],
+        }
+        for fb in fbs
+    ]
     report.by_source["followup"] = len(rows)
     return to_dataset(rows, report, ["prompt", "completion", "followup", "label"])
 
@@ -118,8 +153,16 @@ def observational(store, *, project: str | None = None):
     (None where the logger did not record one; CausalRM then needs an estimate)."""
     report = BuildReport("observational")
     fbs, inter = load(store, ["signal"], project)
-    rows = [{"prompt": inter[fb.interaction_id].messages, "completion": inter[fb.interaction_id].completion,
-             "signal": fb.label, "value": fb.score, "propensity": fb.payload.get("propensity"),
-             "source_ids": [fb.id, fb.interaction_id]} for fb in fbs]
+    rows = [
+        {
+            "prompt": inter[fb.interaction_id].messages,
+            "completion": inter[fb.interaction_id].completion,
+            "signal": fb.label,
+            "value": fb.score,
+            "propensity": fb.payload.get("propensity"),
+            "source_ids": [fb.id, fb.interaction_id],
+        }
+        for fb in fbs
+    ]
     report.by_source["signal"] = len(rows)
     return to_dataset(rows, report, ["prompt", "completion", "signal", "value", "propensity"])

@@ -32,15 +32,21 @@ class ImportReport:
     already_present: int = 0  # records whose idempotency key was there before (re-imports)
 
 
-def import_file(store: Store, path: str | Path, format: str = "refeed", project: str | None = None) -> ImportReport:
+def import_file(
+    store: Store, path: str | Path, format: str = "refeed", project: str | None = None
+) -> ImportReport:
     """Import ``path`` in ``format`` into ``store`` in one transaction."""
     if format not in FORMATS:
         raise ValidationFailed(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    reader = {"refeed": _refeed_records, "trl": _trl_records, "openai-chat": _openai_records,
-              "qa-feedback": _qa_records}[format]
+    reader = {
+        "refeed": _refeed_records,
+        "trl": _trl_records,
+        "openai-chat": _openai_records,
+        "qa-feedback": _qa_records,
+    }[format]
     recs = list(reader(path))
     report = ImportReport(str(path), format)
     before = store.stats(project)
@@ -91,7 +97,9 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValidationFailed(f"{path}:{n}: not valid JSON ({e.msg}); nothing was imported") from None
+                raise ValidationFailed(
+                    f"{path}:{n}: not valid JSON ({e.msg}); nothing was imported"
+                ) from None
             if not isinstance(obj, dict):
                 raise ValidationFailed(f"{path}:{n}: expected a JSON object; nothing was imported")
             yield n, obj
@@ -160,23 +168,45 @@ def _trl_row(row: dict) -> list:
         msgs = check_messages(list(row["messages"]))
         if not msgs or msgs[-1]["role"] != "assistant":
             raise ValueError("field 'messages': the last message must be the assistant's answer")
-        return [_I(messages=msgs[:-1], completion=msgs[-1]["content"], idempotency_key=_key("trl", row),
-                            metadata={"origin": "imported"})]
+        return [
+            _I(
+                messages=msgs[:-1],
+                completion=msgs[-1]["content"],
+                idempotency_key=_key("trl", row),
+                metadata={"origin": "imported"},
+            )
+        ]
     prompt = _chat(row["prompt"])
     if "chosen" in row:
         a = _I(messages=prompt, completion=_answer(row["chosen"]), idempotency_key=_key("trl", row, "c"))
         b = _I(messages=prompt, completion=_answer(row["rejected"]), idempotency_key=_key("trl", row, "r"))
-        fb = _F(kind=FeedbackKind.PREFERENCE, interaction_id=a.id, idempotency_key=_key("trl", row, "p"),
-                      targets=[{"interaction_id": a.id, "role": "chosen", "position": 0},
-                               {"interaction_id": b.id, "role": "rejected", "position": 1}],
-                      payload={"strength": None, "aspect": None}, source=Source.HUMAN)
+        fb = _F(
+            kind=FeedbackKind.PREFERENCE,
+            interaction_id=a.id,
+            idempotency_key=_key("trl", row, "p"),
+            targets=[
+                {"interaction_id": a.id, "role": "chosen", "position": 0},
+                {"interaction_id": b.id, "role": "rejected", "position": 1},
+            ],
+            payload={"strength": None, "aspect": None},
+            source=Source.HUMAN,
+        )
         return [a, b, fb]
     i = _I(messages=prompt, completion=_answer(row["completion"]), idempotency_key=_key("trl", row, "i"))
     if "label" not in row:
         return [i]
     up = bool(row["label"])
-    return [i, _F(kind=FeedbackKind.RATING, interaction_id=i.id, score=float(up), label="up" if up else "down",
-                        payload={"scale": [0.0, 1.0], "reason_tags": []}, idempotency_key=_key("trl", row, "f"))]
+    return [
+        i,
+        _F(
+            kind=FeedbackKind.RATING,
+            interaction_id=i.id,
+            score=float(up),
+            label="up" if up else "down",
+            payload={"scale": [0.0, 1.0], "reason_tags": []},
+            idempotency_key=_key("trl", row, "f"),
+        ),
+    ]
 
 
 def _openai_records(path: Path):
@@ -190,9 +220,21 @@ def _openai_row(row: dict) -> list:
         msgs = check_messages(list(row["request"]["messages"]))
         choice = row["response"]["choices"][0]["message"]
         model = row["response"].get("model") or row["request"].get("model")
-        params = {k: row["request"][k] for k in ("temperature", "top_p", "max_tokens", "seed") if k in row["request"]}
-        return [_I(messages=msgs, completion=choice.get("content") or "", model=model, params=params,
-                            idempotency_key=_key("openai", row), metadata={"origin": "imported"})]
+        params = {
+            k: row["request"][k]
+            for k in ("temperature", "top_p", "max_tokens", "seed")
+            if k in row["request"]
+        }
+        return [
+            _I(
+                messages=msgs,
+                completion=choice.get("content") or "",
+                model=model,
+                params=params,
+                idempotency_key=_key("openai", row),
+                metadata={"origin": "imported"},
+            )
+        ]
     return _trl_row({"messages": row["messages"]})
 
 
@@ -214,22 +256,56 @@ def _qa_question(q: dict) -> list:
     prompt = [{"role": "user", "content": q["question"]}]
     key = canonical_hash([q["question"], q["prediction 1"]])[:24]
     meta = {"origin": "imported", "dataset": "qa-feedback", "passages": q["passages"], "gold": q["gold"]}
-    answers = [_I(messages=prompt, completion=q[f"prediction {k}"], metadata={**meta, "prediction": k},
-                           idempotency_key=f"qa:{key}:{k}") for k in range(1, 5)]
+    answers = [
+        _I(
+            messages=prompt,
+            completion=q[f"prediction {k}"],
+            metadata={**meta, "prediction": k},
+            idempotency_key=f"qa:{key}:{k}",
+        )
+        for k in range(1, 5)
+    ]
     out: list = list(answers)
     fb = q["feedback"]
-    spans = [{"start": e["start"], "end": e["end"], "category": e["error type"], "severity": None,
-              "comment": e.get("explanation") or None} for e in fb["errors"]]
+    spans = [
+        {
+            "start": e["start"],
+            "end": e["end"],
+            "category": e["error type"],
+            "severity": None,
+            "comment": e.get("explanation") or None,
+        }
+        for e in fb["errors"]
+    ]
     if spans or fb["missing-info"]:
-        out.append(_F(kind=FeedbackKind.SPAN, interaction_id=answers[0].id, idempotency_key=f"qa:{key}:spans",
-                            label=spans[0]["category"] if spans else None,
-                            payload={"spans": spans, "missing_info": fb["missing-info"]}))
+        out.append(
+            _F(
+                kind=FeedbackKind.SPAN,
+                interaction_id=answers[0].id,
+                idempotency_key=f"qa:{key}:spans",
+                label=spans[0]["category"] if spans else None,
+                payload={"spans": spans, "missing_info": fb["missing-info"]},
+            )
+        )
     if fb.get("corrected-prediction"):
-        edited = _I(messages=prompt, completion=fb["corrected-prediction"], derived_from_id=answers[0].id,
-                             metadata={"origin": "human_edit"}, idempotency_key=f"qa:{key}:edited")
-        out += [edited, _F(kind=FeedbackKind.EDIT, interaction_id=answers[0].id, text=edited.completion,
-                                 payload={"edited_interaction_id": edited.id}, idempotency_key=f"qa:{key}:edit",
-                                 targets=[{"interaction_id": edited.id, "role": "result", "position": 0}])]
+        edited = _I(
+            messages=prompt,
+            completion=fb["corrected-prediction"],
+            derived_from_id=answers[0].id,
+            metadata={"origin": "human_edit"},
+            idempotency_key=f"qa:{key}:edited",
+        )
+        out += [
+            edited,
+            _F(
+                kind=FeedbackKind.EDIT,
+                interaction_id=answers[0].id,
+                text=edited.completion,
+                payload={"edited_interaction_id": edited.id},
+                idempotency_key=f"qa:{key}:edit",
+                targets=[{"interaction_id": edited.id, "role": "result", "position": 0}],
+            ),
+        ]
     if len(q["preference"]) != len(PAIRS):
         raise ValueError(f"field 'preference': expected 6 judgements, got {len(q['preference'])}")
     for (a, b), verdict in zip(PAIRS, q["preference"], strict=True):
@@ -239,11 +315,22 @@ def _qa_question(q: dict) -> list:
         if verdict == 0:
             roles = {first: "candidate", second: "candidate"}
         else:
-            roles = {first: "chosen", second: "rejected"} if verdict == 1 else {first: "rejected", second: "chosen"}
-        out.append(_F(
-            kind=FeedbackKind.PREFERENCE, interaction_id=first if verdict != 2 else second,
-            label="tie" if verdict == 0 else None, payload={"strength": None, "aspect": None, "pair": [a + 1, b + 1]},
-            targets=[{"interaction_id": first, "role": roles[first], "position": 0},
-                     {"interaction_id": second, "role": roles[second], "position": 1}],
-            idempotency_key=f"qa:{key}:pref:{a + 1}v{b + 1}"))
+            roles = (
+                {first: "chosen", second: "rejected"}
+                if verdict == 1
+                else {first: "rejected", second: "chosen"}
+            )
+        out.append(
+            _F(
+                kind=FeedbackKind.PREFERENCE,
+                interaction_id=first if verdict != 2 else second,
+                label="tie" if verdict == 0 else None,
+                payload={"strength": None, "aspect": None, "pair": [a + 1, b + 1]},
+                targets=[
+                    {"interaction_id": first, "role": roles[first], "position": 0},
+                    {"interaction_id": second, "role": roles[second], "position": 1},
+                ],
+                idempotency_key=f"qa:{key}:pref:{a + 1}v{b + 1}",
+            )
+        )
     return out

@@ -22,7 +22,9 @@ _VOLATILE = ("id", "created_at", "idempotency_key", "status", "context_hash")
 
 
 def canonical_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
 
 
 def context_hash(messages: list[dict]) -> str:
@@ -35,8 +37,10 @@ def request_hash(record: Interaction | Feedback) -> str:
     (the store derives them), so a record read back or exported hashes like the call that wrote it."""
     body = {k: v for k, v in asdict(record).items() if k not in _VOLATILE}
     if isinstance(body.get("payload"), dict) and body["payload"].get("spans"):
-        body["payload"] = {**body["payload"], "spans": [{k: v for k, v in sp.items() if k != "quote"}
-                                                        for sp in body["payload"]["spans"]]}
+        body["payload"] = {
+            **body["payload"],
+            "spans": [{k: v for k, v in sp.items() if k != "quote"} for sp in body["payload"]["spans"]],
+        }
     return canonical_hash(_floats(body))
 
 
@@ -58,7 +62,9 @@ def now() -> datetime:
 
 def check_messages(messages: Any) -> list[dict]:
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ValidationFailed("invalid interaction: field 'messages': must be a list of chat messages (dicts)")
+        raise ValidationFailed(
+            "invalid interaction: field 'messages': must be a list of chat messages (dicts)"
+        )
     for n, m in enumerate(messages):
         if m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
             raise ValidationFailed(
@@ -91,9 +97,17 @@ def feedback_record(target: str | None, kind: str, *, source, author, idempotenc
         ) from None
     cols = model.columns()
     stored_kind = "rating" if kind == "thumbs" else kind
-    fb = Feedback(kind=FeedbackKind(stored_kind), interaction_id=target, source=source, author=author,
-                  idempotency_key=idempotency_key, score=cols.get("score"), label=cols.get("label"),
-                  text=cols.get("text"), payload=cols["payload"])
+    fb = Feedback(
+        kind=FeedbackKind(stored_kind),
+        interaction_id=target,
+        source=source,
+        author=author,
+        idempotency_key=idempotency_key,
+        score=cols.get("score"),
+        label=cols.get("label"),
+        text=cols.get("text"),
+        payload=cols["payload"],
+    )
     if hasattr(model, "targets"):
         try:
             fb.targets = sorted(model.targets(target), key=lambda t: (t["position"], t["interaction_id"]))
@@ -111,9 +125,17 @@ def edit_interaction(original: Interaction, fb: Feedback) -> Interaction:
     key = f"{fb.idempotency_key}:edit" if fb.idempotency_key else None
     # A replayed edit (same key) must name the same derived interaction, so its id follows from the key.
     derived_id = canonical_hash(key)[:32] if key else new_id()
-    return Interaction(id=derived_id, messages=original.messages, completion=fb.text or "", model=original.model,
-                       derived_from_id=original.id, thread_id=original.thread_id, parent_id=original.parent_id,
-                       metadata={"origin": "human_edit"}, idempotency_key=key)
+    return Interaction(
+        id=derived_id,
+        messages=original.messages,
+        completion=fb.text or "",
+        model=original.model,
+        derived_from_id=original.id,
+        thread_id=original.thread_id,
+        parent_id=original.parent_id,
+        metadata={"origin": "human_edit"},
+        idempotency_key=key,
+    )
 
 
 # --- rows <-> records -------------------------------------------------------------------------
@@ -121,20 +143,37 @@ def edit_interaction(original: Interaction, fb: Feedback) -> Interaction:
 
 def interaction_row(rec: Interaction, project_id: str) -> dict:
     return {
-        "id": rec.id, "project_id": project_id, "thread_id": rec.thread_id, "parent_id": rec.parent_id,
-        "derived_from_id": rec.derived_from_id, "messages": rec.messages, "completion": rec.completion,
+        "id": rec.id,
+        "project_id": project_id,
+        "thread_id": rec.thread_id,
+        "parent_id": rec.parent_id,
+        "derived_from_id": rec.derived_from_id,
+        "messages": rec.messages,
+        "completion": rec.completion,
         "context_hash": rec.context_hash or context_hash(rec.messages),
-        "completion_hash": canonical_hash(rec.completion), "model": rec.model, "params": rec.params,
-        "metadata": rec.metadata, "idempotency_key": rec.idempotency_key or rec.id, "request_hash": request_hash(rec),
+        "completion_hash": canonical_hash(rec.completion),
+        "model": rec.model,
+        "params": rec.params,
+        "metadata": rec.metadata,
+        "idempotency_key": rec.idempotency_key or rec.id,
+        "request_hash": request_hash(rec),
         "created_at": rec.created_at or now(),
     }
 
 
 def interaction_from_row(r) -> Interaction:
     return Interaction(
-        messages=r.messages, completion=r.completion, model=r.model, params=r.params, id=r.id,
-        thread_id=r.thread_id, parent_id=r.parent_id, derived_from_id=r.derived_from_id, metadata=r.metadata,
-        idempotency_key=None if r.idempotency_key == r.id else r.idempotency_key, context_hash=r.context_hash,
+        messages=r.messages,
+        completion=r.completion,
+        model=r.model,
+        params=r.params,
+        id=r.id,
+        thread_id=r.thread_id,
+        parent_id=r.parent_id,
+        derived_from_id=r.derived_from_id,
+        metadata=r.metadata,
+        idempotency_key=None if r.idempotency_key == r.id else r.idempotency_key,
+        context_hash=r.context_hash,
         created_at=_utc(r.created_at),
     )
 
@@ -144,13 +183,30 @@ def feedback_rows(rec: Feedback, project_id: str, actor_id: str, completion: str
     payload = dict(rec.payload)
     spans = payload.pop("spans", None) or []
     row = {
-        "id": rec.id, "project_id": project_id, "kind": str(rec.kind), "interaction_id": rec.interaction_id,
-        "score": rec.score, "label": rec.label, "text": rec.text, "payload": payload, "actor_id": actor_id,
-        "source": str(rec.source), "status": rec.status, "idempotency_key": rec.idempotency_key or rec.id,
-        "request_hash": request_hash(rec), "created_at": rec.created_at or now(),
+        "id": rec.id,
+        "project_id": project_id,
+        "kind": str(rec.kind),
+        "interaction_id": rec.interaction_id,
+        "score": rec.score,
+        "label": rec.label,
+        "text": rec.text,
+        "payload": payload,
+        "actor_id": actor_id,
+        "source": str(rec.source),
+        "status": rec.status,
+        "idempotency_key": rec.idempotency_key or rec.id,
+        "request_hash": request_hash(rec),
+        "created_at": rec.created_at or now(),
     }
-    targets = [{"feedback_id": rec.id, "interaction_id": t["interaction_id"], "role": t["role"],
-                "position": t.get("position") or 0} for t in rec.targets]
+    targets = [
+        {
+            "feedback_id": rec.id,
+            "interaction_id": t["interaction_id"],
+            "role": t["role"],
+            "position": t.get("position") or 0,
+        }
+        for t in rec.targets
+    ]
     span_rows = []
     for n, s in enumerate(spans):
         if completion is None or s["end"] > len(completion):
@@ -158,14 +214,26 @@ def feedback_rows(rec: Feedback, project_id: str, actor_id: str, completion: str
                 f"invalid span feedback: field 'spans.{n}.end': {s['end']} is past the end of the completion "
                 f"({0 if completion is None else len(completion)} characters)"
             )
-        quote = completion[s["start"]:s["end"]]
+        quote = completion[s["start"] : s["end"]]
         if s.get("quote") not in (None, quote):
-            raise ValidationFailed(f"invalid span feedback: field 'spans.{n}.quote': does not match the completion "
-                                   f"at [{s['start']}, {s['end']}) ({quote!r})")
-        span_rows.append({"id": new_id(), "feedback_id": rec.id, "interaction_id": rec.interaction_id,
-                          "ordinal": n, "start_cp": s["start"], "end_cp": s["end"], "quote": quote,
-                          "category": s.get("category"), "severity": s.get("severity"),
-                          "comment": s.get("comment")})
+            raise ValidationFailed(
+                f"invalid span feedback: field 'spans.{n}.quote': does not match the completion "
+                f"at [{s['start']}, {s['end']}) ({quote!r})"
+            )
+        span_rows.append(
+            {
+                "id": new_id(),
+                "feedback_id": rec.id,
+                "interaction_id": rec.interaction_id,
+                "ordinal": n,
+                "start_cp": s["start"],
+                "end_cp": s["end"],
+                "quote": quote,
+                "category": s.get("category"),
+                "severity": s.get("severity"),
+                "comment": s.get("comment"),
+            }
+        )
     return row, targets, span_rows
 
 
@@ -173,17 +241,33 @@ def feedback_from_row(r, targets: list, spans: list, author: str | None) -> Feed
     payload = dict(r.payload)
     if r.kind == "span":
         payload["spans"] = [
-            {"start": s.start_cp, "end": s.end_cp, "quote": s.quote, "category": s.category,
-             "severity": s.severity, "comment": s.comment}
+            {
+                "start": s.start_cp,
+                "end": s.end_cp,
+                "quote": s.quote,
+                "category": s.category,
+                "severity": s.severity,
+                "comment": s.comment,
+            }
             for s in sorted(spans, key=lambda s: s.ordinal)
         ]
     return Feedback(
-        kind=FeedbackKind(r.kind), interaction_id=r.interaction_id, score=r.score, label=r.label, text=r.text,
-        payload=payload, source=Source(r.source), author=author, id=r.id,
-        idempotency_key=None if r.idempotency_key == r.id else r.idempotency_key, status=r.status,
+        kind=FeedbackKind(r.kind),
+        interaction_id=r.interaction_id,
+        score=r.score,
+        label=r.label,
+        text=r.text,
+        payload=payload,
+        source=Source(r.source),
+        author=author,
+        id=r.id,
+        idempotency_key=None if r.idempotency_key == r.id else r.idempotency_key,
+        status=r.status,
         created_at=_utc(r.created_at),
-        targets=[{"interaction_id": t.interaction_id, "role": t.role, "position": t.position}
-                 for t in sorted(targets, key=lambda t: (t.position, t.interaction_id))],
+        targets=[
+            {"interaction_id": t.interaction_id, "role": t.role, "position": t.position}
+            for t in sorted(targets, key=lambda t: (t.position, t.interaction_id))
+        ],
     )
 
 

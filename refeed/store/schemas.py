@@ -42,15 +42,20 @@ class Rating(_Kind):
     def _in_scale(cls, v, info):
         lo, hi = info.data.get("scale", (1, 5))
         if not lo <= v <= hi:
-            raise ValueError(f"{v} is outside the scale ({lo:g}, {hi:g}); pass scale=(low, high) for another scale")
+            raise ValueError(
+                f"{v} is outside the scale ({lo:g}, {hi:g}); pass scale=(low, high) for another scale"
+            )
         return v
 
     def columns(self):
         label = None
         if self.scale == (0, 1) and self.score in (0, 1):
             label = "up" if self.score == 1 else "down"
-        return {"score": self.score, "label": label,
-                "payload": {"scale": list(self.scale), "reason_tags": self.reason_tags}}
+        return {
+            "score": self.score,
+            "label": label,
+            "payload": {"scale": list(self.scale), "reason_tags": self.reason_tags},
+        }
 
 
 class Thumbs(_Kind):
@@ -78,8 +83,11 @@ class Preference(_Kind):
         no_winner = self.tie or self.both_bad
         order = [target, self.rejected] if self.shown_first != "rejected" else [self.rejected, target]
         return [
-            {"interaction_id": i, "role": "candidate" if no_winner else ("chosen" if i == target else "rejected"),
-             "position": order.index(i)}
+            {
+                "interaction_id": i,
+                "role": "candidate" if no_winner else ("chosen" if i == target else "rejected"),
+                "position": order.index(i),
+            }
             for i in (target, self.rejected)
         ]
 
@@ -157,8 +165,13 @@ class Span(_Kind):
         if self.start is not None or self.end is not None:
             if self.spans:
                 raise ValueError("give either spans=[...] or start/end, not both")
-            item = SpanItem(start=self.start if self.start is not None else -1, end=self.end or 0,
-                            category=self.category, severity=self.severity, comment=self.comment)
+            item = SpanItem(
+                start=self.start if self.start is not None else -1,
+                end=self.end or 0,
+                category=self.category,
+                severity=self.severity,
+                comment=self.comment,
+            )
             object.__setattr__(self, "spans", [item])
         if not self.spans:
             raise ValueError("a span feedback needs start and end (or spans=[...])")
@@ -182,8 +195,11 @@ class Followup(_Kind):
     followup_interaction_id: str | None = None
 
     def columns(self):
-        return {"text": self.text, "label": self.label,
-                "payload": {"followup_interaction_id": self.followup_interaction_id}}
+        return {
+            "text": self.text,
+            "label": self.label,
+            "payload": {"followup_interaction_id": self.followup_interaction_id},
+        }
 
 
 class Principle(_Kind):
@@ -196,8 +212,10 @@ class Principle(_Kind):
     tags: list[str] = []
 
     def columns(self):
-        return {"text": self.text,
-                "payload": {"applies_when": self.applies_when, "not_when": self.not_when, "tags": self.tags}}
+        return {
+            "text": self.text,
+            "payload": {"applies_when": self.applies_when, "not_when": self.not_when, "tags": self.tags},
+        }
 
 
 class Signal(_Kind):
@@ -217,14 +235,26 @@ class Outcome(_Kind):
 
     def columns(self):
         score = self.score if self.score is not None else float(self.passed)
-        return {"label": "pass" if self.passed else "fail", "score": score,
-                "payload": {"verifier": self.verifier, "expected": self.expected}}
+        return {
+            "label": "pass" if self.passed else "fail",
+            "score": score,
+            "payload": {"verifier": self.verifier, "expected": self.expected},
+        }
 
 
 KIND_MODELS: dict[str, type[_Kind]] = {
-    "rating": Rating, "thumbs": Thumbs, "preference": Preference, "ranking": Ranking, "critique": Critique,
-    "edit": Edit, "span": Span, "retry": Retry, "followup": Followup, "principle": Principle,
-    "signal": Signal, "outcome": Outcome,
+    "rating": Rating,
+    "thumbs": Thumbs,
+    "preference": Preference,
+    "ranking": Ranking,
+    "critique": Critique,
+    "edit": Edit,
+    "span": Span,
+    "retry": Retry,
+    "followup": Followup,
+    "principle": Principle,
+    "signal": Signal,
+    "outcome": Outcome,
 }
 
 

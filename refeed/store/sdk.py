@@ -84,16 +84,27 @@ class Store:
         pid = self.create_project(project)
         prefix, secret = f"rf_{secrets.token_hex(6)}", secrets.token_urlsafe(24)
         with self.engine.begin() as conn:
-            conn.execute(insert(ApiKey).values(id=new_id(), project_id=pid, prefix=prefix, role=role,
-                                               secret_hash=_sha(secret), created_at=records.now()))
+            conn.execute(
+                insert(ApiKey).values(
+                    id=new_id(),
+                    project_id=pid,
+                    prefix=prefix,
+                    role=role,
+                    secret_hash=_sha(secret),
+                    created_at=records.now(),
+                )
+            )
         return f"{prefix}.{secret}"
 
     def check_api_key(self, key: str) -> tuple[str, str] | None:
         """(project name, role) for a valid, unrevoked key; None otherwise."""
         prefix, _, secret = (key or "").partition(".")
         with self.engine.connect() as conn:
-            row = conn.execute(select(ApiKey.secret_hash, ApiKey.role, Project.name).join(Project).where(
-                ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))).first()
+            row = conn.execute(
+                select(ApiKey.secret_hash, ApiKey.role, Project.name)
+                .join(Project)
+                .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            ).first()
         if row is None or not secrets.compare_digest(row.secret_hash, _sha(secret)):
             return None
         return row.name, row.role
@@ -101,30 +112,76 @@ class Store:
     def revoke_api_key(self, key_or_prefix: str) -> None:
         prefix = key_or_prefix.partition(".")[0]
         with self.engine.begin() as conn:
-            n = conn.execute(update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-                             .values(revoked_at=records.now())).rowcount
+            n = conn.execute(
+                update(ApiKey)
+                .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=records.now())
+            ).rowcount
         if not n:
             raise NotFound(f"no active api key with prefix {prefix!r}")
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def log(self, messages: list[dict], completion: str, *, model: str | None = None, params: dict | None = None,
-            thread_id: str | None = None, parent_id: str | None = None, derived_from_id: str | None = None,
-            metadata: dict | None = None, idempotency_key: str | None = None, id: str | None = None,
-            project: str | None = None) -> str:
+    def log(
+        self,
+        messages: list[dict],
+        completion: str,
+        *,
+        model: str | None = None,
+        params: dict | None = None,
+        thread_id: str | None = None,
+        parent_id: str | None = None,
+        derived_from_id: str | None = None,
+        metadata: dict | None = None,
+        idempotency_key: str | None = None,
+        id: str | None = None,
+        project: str | None = None,
+    ) -> str:
         """Record one answer in context; returns its interaction id."""
-        rec = records.interaction_record(messages, completion, model=model, params=params, thread_id=thread_id,
-                                         parent_id=parent_id, derived_from_id=derived_from_id, metadata=metadata,
-                                         idempotency_key=idempotency_key, id=id)
+        rec = records.interaction_record(
+            messages,
+            completion,
+            model=model,
+            params=params,
+            thread_id=thread_id,
+            parent_id=parent_id,
+            derived_from_id=derived_from_id,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            id=id,
+        )
         return writer.write(self.engine, self._pid(project), [rec])[0]
 
-    def feedback(self, target: str | None, kind: str, *, source: str = "human", author: str | None = None,
-                 idempotency_key: str | None = None, project: str | None = None, **fields: Any) -> str:
+    def feedback(
+        self,
+        target: str | None,
+        kind: str,
+        *,
+        source: str = "human",
+        author: str | None = None,
+        idempotency_key: str | None = None,
+        project: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Record one judgement on interaction ``target``; returns the feedback id. See schemas.py per kind."""
-        return self.write_batch([{"type": "feedback", "target": target, "kind": kind, "source": source,
-                                  "author": author, "idempotency_key": idempotency_key, **fields}], project)[-1]
+        return self.write_batch(
+            [
+                {
+                    "type": "feedback",
+                    "target": target,
+                    "kind": kind,
+                    "source": source,
+                    "author": author,
+                    "idempotency_key": idempotency_key,
+                    **fields,
+                }
+            ],
+            project,
+        )[-1]
 
-    def write_batch(self, items: Iterable[dict | Interaction | Feedback], project: str | None = None) -> list[str]:
+    def write_batch(
+        self, items: Iterable[dict | Interaction | Feedback], project: str | None = None
+    ) -> list[str]:
         """Write many records in ONE transaction (all or nothing); returns their ids in order.
 
         Items are ``Interaction`` / ``Feedback`` records, or dicts ``{"type": "interaction", <log kwargs>}`` /
@@ -138,7 +195,11 @@ class Store:
                 rec = _record(item)
             except ValidationFailed as e:
                 raise (ValidationFailed(f"item {n}: {e}") if len(items) > 1 else e) from None
-            if isinstance(rec, Feedback) and rec.kind == FeedbackKind.EDIT and "edited_interaction_id" not in rec.payload:
+            if (
+                isinstance(rec, Feedback)
+                and rec.kind == FeedbackKind.EDIT
+                and "edited_interaction_id" not in rec.payload
+            ):
                 edits.append(len(recs))
             recs.append(rec)
         if edits:
@@ -167,23 +228,36 @@ class Store:
         ids, pid, out = list(dict.fromkeys(ids)), self._pid(project), {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), writer.CHUNK):
-                q = select(InteractionRow).where(InteractionRow.project_id == pid,
-                                                 InteractionRow.id.in_(ids[i:i + writer.CHUNK]))
+                q = select(InteractionRow).where(
+                    InteractionRow.project_id == pid, InteractionRow.id.in_(ids[i : i + writer.CHUNK])
+                )
                 for row in _rows(conn, q):
                     out[row.id] = records.interaction_from_row(row)
         return out
 
     def get_feedback(self, id: str, project: str | None = None) -> Feedback:
         with self.engine.connect() as conn:
-            rows = list(_rows(conn, select(FeedbackRow).where(FeedbackRow.project_id == self._pid(project),
-                                                              FeedbackRow.id == id)))
+            rows = list(
+                _rows(
+                    conn,
+                    select(FeedbackRow).where(
+                        FeedbackRow.project_id == self._pid(project), FeedbackRow.id == id
+                    ),
+                )
+            )
             if not rows:
                 raise NotFound(f"unknown feedback id {id!r}")
             return self._feedback_records(conn, rows)[0]
 
-    def iter_interactions(self, *, model: str | None = None, since: datetime | None = None,
-                          until: datetime | None = None, page_size: int = 1000,
-                          project: str | None = None) -> Iterator[Interaction]:
+    def iter_interactions(
+        self,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+        project: str | None = None,
+    ) -> Iterator[Interaction]:
         """Every interaction, oldest first, read in pages of ``page_size`` (keyset on id)."""
         q = select(InteractionRow).where(InteractionRow.project_id == self._pid(project))
         q = _window(q, InteractionRow, since, until)
@@ -192,10 +266,19 @@ class Store:
         for page in _pages(self.engine, q, InteractionRow.id, page_size):
             yield from (records.interaction_from_row(r) for r in page)
 
-    def iter_feedback(self, *, kinds: Iterable[str] | None = None, since: datetime | None = None,
-                      until: datetime | None = None, model: str | None = None, author: str | None = None,
-                      source: str | None = None, include_inactive: bool = False, page_size: int = 1000,
-                      project: str | None = None) -> Iterator[Feedback]:
+    def iter_feedback(
+        self,
+        *,
+        kinds: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model: str | None = None,
+        author: str | None = None,
+        source: str | None = None,
+        include_inactive: bool = False,
+        page_size: int = 1000,
+        project: str | None = None,
+    ) -> Iterator[Feedback]:
         """Feedback records, oldest first, in pages; filters by kind, time, judged model, author, source."""
         q = select(FeedbackRow).where(FeedbackRow.project_id == self._pid(project))
         q = _window(q, FeedbackRow, since, until)
@@ -208,7 +291,9 @@ class Store:
         if author is not None:
             q = q.where(FeedbackRow.actor_id.in_(select(Actor.id).where(Actor.external_id == author)))
         if model is not None:
-            q = q.where(FeedbackRow.interaction_id.in_(select(InteractionRow.id).where(InteractionRow.model == model)))
+            q = q.where(
+                FeedbackRow.interaction_id.in_(select(InteractionRow.id).where(InteractionRow.model == model))
+            )
         for page in _pages(self.engine, q, FeedbackRow.id, page_size):
             with self.engine.connect() as conn:
                 yield from self._feedback_records(conn, page)
@@ -220,40 +305,71 @@ class Store:
             targets[t.feedback_id].append(t)
         for s in conn.execute(select(FeedbackSpan).where(FeedbackSpan.feedback_id.in_(ids))):
             spans[s.feedback_id].append(s)
-        authors = dict(conn.execute(select(Actor.id, Actor.external_id).where(
-            Actor.id.in_({r.actor_id for r in rows}))).all())
-        return [records.feedback_from_row(r, targets[r.id], spans[r.id], authors.get(r.actor_id)) for r in rows]
+        authors = dict(
+            conn.execute(
+                select(Actor.id, Actor.external_id).where(Actor.id.in_({r.actor_id for r in rows}))
+            ).all()
+        )
+        return [
+            records.feedback_from_row(r, targets[r.id], spans[r.id], authors.get(r.actor_id)) for r in rows
+        ]
 
     def unlabelled_interactions(self, limit: int = 50, project: str | None = None) -> list[Interaction]:
         """The oldest interactions nobody has judged yet (the review queue)."""
         pid = self._pid(project)
         judged = select(FeedbackRow.interaction_id).where(FeedbackRow.interaction_id.is_not(None))
         targeted = select(FeedbackTarget.interaction_id)
-        q = (select(InteractionRow).where(InteractionRow.project_id == pid, InteractionRow.id.not_in(judged),
-                                          InteractionRow.id.not_in(targeted), InteractionRow.derived_from_id.is_(None))
-             .order_by(InteractionRow.id).limit(limit))
+        q = (
+            select(InteractionRow)
+            .where(
+                InteractionRow.project_id == pid,
+                InteractionRow.id.not_in(judged),
+                InteractionRow.id.not_in(targeted),
+                InteractionRow.derived_from_id.is_(None),
+            )
+            .order_by(InteractionRow.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [records.interaction_from_row(r) for r in _rows(conn, q)]
 
     def stats(self, project: str | None = None) -> dict[str, Any]:
         pid = self._pid(project)
         with self.engine.connect() as conn:
-            n_int = conn.execute(select(func.count()).select_from(InteractionRow)
-                                 .where(InteractionRow.project_id == pid)).scalar()
-            kinds = dict(conn.execute(select(FeedbackRow.kind, func.count()).where(FeedbackRow.project_id == pid)
-                                      .group_by(FeedbackRow.kind)).all())
-            sources = dict(conn.execute(select(FeedbackRow.source, func.count()).where(FeedbackRow.project_id == pid)
-                                        .group_by(FeedbackRow.source)).all())
-        return {"project": project or self.project, "interactions": n_int, "feedback": sum(kinds.values()),
-                "feedback_by_kind": dict(sorted(kinds.items())), "feedback_by_source": dict(sorted(sources.items()))}
+            n_int = conn.execute(
+                select(func.count()).select_from(InteractionRow).where(InteractionRow.project_id == pid)
+            ).scalar()
+            kinds = dict(
+                conn.execute(
+                    select(FeedbackRow.kind, func.count())
+                    .where(FeedbackRow.project_id == pid)
+                    .group_by(FeedbackRow.kind)
+                ).all()
+            )
+            sources = dict(
+                conn.execute(
+                    select(FeedbackRow.source, func.count())
+                    .where(FeedbackRow.project_id == pid)
+                    .group_by(FeedbackRow.source)
+                ).all()
+            )
+        return {
+            "project": project or self.project,
+            "interactions": n_int,
+            "feedback": sum(kinds.values()),
+            "feedback_by_kind": dict(sorted(kinds.items())),
+            "feedback_by_source": dict(sorted(sources.items())),
+        }
 
 
 def _record(item) -> Interaction | Feedback:
     if isinstance(item, Interaction | Feedback):
         return item
     if not isinstance(item, dict) or item.get("type") not in ("interaction", "feedback"):
-        raise ValidationFailed("field 'type': each item must be a dict with type 'interaction' or 'feedback', "
-                               "or an Interaction / Feedback record")
+        raise ValidationFailed(
+            "field 'type': each item must be a dict with type 'interaction' or 'feedback', "
+            "or an Interaction / Feedback record"
+        )
     body = {k: v for k, v in item.items() if k != "type"}
     if item["type"] == "interaction":
         if "messages" not in body or "completion" not in body:
@@ -262,8 +378,13 @@ def _record(item) -> Interaction | Feedback:
     if "kind" not in body:
         raise ValidationFailed("invalid feedback: field 'kind' is required")
     return records.feedback_record(
-        body.pop("target", None), body.pop("kind"), source=body.pop("source", "human") or "human",
-        author=body.pop("author", None), idempotency_key=body.pop("idempotency_key", None), fields=body)
+        body.pop("target", None),
+        body.pop("kind"),
+        source=body.pop("source", "human") or "human",
+        author=body.pop("author", None),
+        idempotency_key=body.pop("idempotency_key", None),
+        fields=body,
+    )
 
 
 def _rows(conn, q):

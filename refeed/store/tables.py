@@ -23,8 +23,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 Json = JSON().with_variant(JSONB(), "postgresql")
 Id = String(36)
 
-KINDS = ("rating", "preference", "ranking", "critique", "edit", "span", "retry", "followup", "principle",
-         "signal", "outcome")
+KINDS = (
+    "rating",
+    "preference",
+    "ranking",
+    "critique",
+    "edit",
+    "span",
+    "retry",
+    "followup",
+    "principle",
+    "signal",
+    "outcome",
+)
 SOURCES = ("human", "ai_judge", "rule", "implicit", "simulated")
 ROLES = ("feedback", "ingest", "admin")
 TARGET_ROLES = ("subject", "chosen", "rejected", "candidate", "result")

@@ -25,7 +25,9 @@ from refeed.types import Feedback, FeedbackKind, Interaction
 CHUNK = 500  # ids per IN (...) query: far below SQLite's and PostgreSQL's parameter limits
 
 
-def write(engine: Engine, project_id: str, items: Sequence[Interaction | Feedback], retries: int = 50) -> list[str]:
+def write(
+    engine: Engine, project_id: str, items: Sequence[Interaction | Feedback], retries: int = 50
+) -> list[str]:
     """Write ``items`` in one transaction; return their ids in order (existing ids for replays)."""
     for attempt in range(retries):
         try:
@@ -35,7 +37,12 @@ def write(engine: Engine, project_id: str, items: Sequence[Interaction | Feedbac
             if "locked" not in str(e) and "busy" not in str(e) or attempt == retries - 1:
                 raise
         except IntegrityError as e:  # a concurrent writer inserted the same idempotency key first
-            if "idem" not in str(e) and "UNIQUE" not in str(e) and "unique" not in str(e) or attempt == retries - 1:
+            if (
+                "idem" not in str(e)
+                and "UNIQUE" not in str(e)
+                and "unique" not in str(e)
+                or attempt == retries - 1
+            ):
                 raise StoreError(f"the write broke a database constraint: {e.orig}") from None
         time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 6)) * (0.5 + random.random()))
     raise AssertionError("unreachable")
@@ -53,12 +60,18 @@ def _write(conn: Connection, project_id: str, items: list) -> list[str]:
     actors = _actors(conn, project_id, new_fbs)
     for fb in new_fbs:
         completion = completions.get(fb.interaction_id) if fb.kind == FeedbackKind.SPAN else None
-        row, targets, spans = records.feedback_rows(fb, project_id, actors[(fb.source, fb.author)], completion)
+        row, targets, spans = records.feedback_rows(
+            fb, project_id, actors[(fb.source, fb.author)], completion
+        )
         f_rows.append(row)
         t_rows += targets
         s_rows += spans
-    for table, rows in ((InteractionRow, i_rows), (FeedbackRow, f_rows), (FeedbackTarget, t_rows),
-                        (FeedbackSpan, s_rows)):
+    for table, rows in (
+        (InteractionRow, i_rows),
+        (FeedbackRow, f_rows),
+        (FeedbackTarget, t_rows),
+        (FeedbackSpan, s_rows),
+    ):
         if rows:
             conn.execute(insert(table), rows)
     return [replay.get(r.id, r.id) for r in items]
@@ -69,9 +82,15 @@ def _referenced_first(recs: list[Interaction]) -> list[Interaction]:
     pending, done, out = list(recs), set(), []
     batch_ids = {r.id for r in recs}
     while pending:
-        ready = [r for r in pending if all(x not in batch_ids or x in done for x in (r.parent_id, r.derived_from_id))]
+        ready = [
+            r
+            for r in pending
+            if all(x not in batch_ids or x in done for x in (r.parent_id, r.derived_from_id))
+        ]
         if not ready:
-            raise StoreError(f"interactions {sorted(r.id for r in pending)[:3]} reference each other in a cycle")
+            raise StoreError(
+                f"interactions {sorted(r.id for r in pending)[:3]} reference each other in a cycle"
+            )
         out += ready
         done.update(r.id for r in ready)
         pending = [r for r in pending if r.id not in done]
@@ -85,18 +104,22 @@ def _replays(conn, project_id, table, recs) -> dict[str, str]:
         key = r.idempotency_key or r.id
         first = keyed.setdefault(key, r)
         if first is not r and records.request_hash(first) != records.request_hash(r):
-            raise IdempotencyConflict(f"idempotency key {key!r} appears twice in one batch with different bodies")
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} appears twice in one batch with different bodies"
+            )
     out = {}
     keys = list(keyed)
     for i in range(0, len(keys), CHUNK):
         q = select(table.idempotency_key, table.id, table.request_hash).where(
-            table.project_id == project_id, table.idempotency_key.in_(keys[i:i + CHUNK]))
+            table.project_id == project_id, table.idempotency_key.in_(keys[i : i + CHUNK])
+        )
         for key, stored_id, stored_hash in conn.execute(q):
             rec = keyed[key]
             if stored_hash != records.request_hash(rec):
                 raise IdempotencyConflict(
                     f"idempotency key {key!r} was used before (id {stored_id}) with a different body; "
-                    "use a new key for a new record")
+                    "use a new key for a new record"
+                )
             out[rec.id] = stored_id
     for r in recs:  # in-batch duplicates of one key point at its first record
         key = r.idempotency_key or r.id
@@ -119,12 +142,16 @@ def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
     missing = list(wanted - known.keys())
     for i in range(0, len(missing), CHUNK):
         q = select(InteractionRow.id, InteractionRow.completion).where(
-            InteractionRow.project_id == project_id, InteractionRow.id.in_(missing[i:i + CHUNK]))
+            InteractionRow.project_id == project_id, InteractionRow.id.in_(missing[i : i + CHUNK])
+        )
         known.update(dict(conn.execute(q).all()))
     absent = sorted(wanted - known.keys())
     if absent:
-        raise NotFound(f"unknown interaction id {absent[0]!r}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
-                       + " in this project; log the interaction first")
+        raise NotFound(
+            f"unknown interaction id {absent[0]!r}"
+            + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+            + " in this project; log the interaction first"
+        )
     return known
 
 
@@ -134,10 +161,20 @@ def _actors(conn, project_id, fbs) -> dict[tuple, str]:
     out = {}
     for source, author in wanted:
         fp = records.canonical_hash([str(source), author])
-        found = conn.execute(select(Actor.id).where(Actor.project_id == project_id, Actor.fingerprint == fp)).scalar()
+        found = conn.execute(
+            select(Actor.id).where(Actor.project_id == project_id, Actor.fingerprint == fp)
+        ).scalar()
         if found is None:
             found = records.new_id()
-            conn.execute(insert(Actor).values(id=found, project_id=project_id, kind=str(source), external_id=author,
-                                              fingerprint=fp, created_at=records.now()))
+            conn.execute(
+                insert(Actor).values(
+                    id=found,
+                    project_id=project_id,
+                    kind=str(source),
+                    external_id=author,
+                    fingerprint=fp,
+                    created_at=records.now(),
+                )
+            )
         out[(source, author)] = found
     return out

@@ -6,15 +6,28 @@ import json
 from pathlib import Path
 
 from refeed.datasets import (
-    critique_triplets, followups, observational, preference_pairs, principle_jobs, ranked_groups, sft_rows,
-    span_labels, unpaired,
+    critique_triplets,
+    followups,
+    observational,
+    preference_pairs,
+    principle_jobs,
+    ranked_groups,
+    sft_rows,
+    span_labels,
+    unpaired,
 )
 from refeed.store.formats import import_file
 from tests.datasets.conftest import ask
 
 QA = Path("/work/shared/data/qa-feedback/dev_feedback.json")
-QA = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/qa-feedback/dev_feedback.json", QA)
-           if p.exists()), QA)
+QA = next(
+    (
+        p
+        for p in (Path(__file__).resolve().parents[3] / "shared/data/qa-feedback/dev_feedback.json", QA)
+        if p.exists()
+    ),
+    QA,
+)
 
 
 def test_unpaired_and_sft(store):
@@ -24,7 +37,11 @@ def test_unpaired_and_sft(store):
     store.feedback(mid, "rating", score=3, scale=(1, 5))
     store.feedback(edited, "edit", text="fixed")
     ds = unpaired(store)
-    assert sorted(zip(ds["completion"], ds["label"], strict=True)) == [("bad", False), ("fixed", True), ("good", True)]
+    assert sorted(zip(ds["completion"], ds["label"], strict=True)) == [
+        ("bad", False),
+        ("fixed", True),
+        ("good", True),
+    ]
     assert all(len(s) >= 2 for s in ds["source_ids"])
     assert sorted(sft_rows(store)["completion"]) == ["fixed", "good"]
 
@@ -51,9 +68,12 @@ def test_qa_feedback_pairs_and_spans(store):
     import_file(store, QA, "qa-feedback")
     ds = preference_pairs(store, sources=["preference"])
     non_tie = sum(1 for q in raw for v in q["preference"] if v)
-    identical = sum(1 for q in raw for (a, b), v in zip([(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)],
-                                                        q["preference"], strict=True)
-                    if v and q[f"prediction {a}"] == q[f"prediction {b}"])
+    identical = sum(
+        1
+        for q in raw
+        for (a, b), v in zip([(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)], q["preference"], strict=True)
+        if v and q[f"prediction {a}"] == q[f"prediction {b}"]
+    )
     assert ds.num_rows == non_tie - identical  # one pair per non-tie judgement (none on identical texts)
     spans = span_labels(store)
     by_answer = {r["completion"]: r["spans"] for r in spans}

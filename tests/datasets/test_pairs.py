@@ -14,8 +14,14 @@ def test_a_ranking_of_four_gives_six_pairs_easy_to_hard(store):
     ds = preference_pairs(store, order="curriculum")
     got = [(r["chosen"], r["rejected"], r["margin"]) for r in ds]
     # Curry-DPO order: the widest rank gap (easiest) first; equal gaps keep ranking order.
-    assert got == [("A", "D", 3.0), ("A", "C", 2.0), ("B", "D", 2.0), ("A", "B", 1.0), ("B", "C", 1.0),
-                   ("C", "D", 1.0)]
+    assert got == [
+        ("A", "D", 3.0),
+        ("A", "C", 2.0),
+        ("B", "D", 2.0),
+        ("A", "B", 1.0),
+        ("B", "C", 1.0),
+        ("C", "D", 1.0),
+    ]
     adjacent = preference_pairs(store, ranking_pairs="adjacent")
     assert [(r["chosen"], r["rejected"]) for r in adjacent] == [("A", "B"), ("B", "C"), ("C", "D")]
     texts = dict(zip("ABCD", (a, b, c, d), strict=True))
@@ -60,7 +66,10 @@ def test_rating_gaps_edits_and_outcomes(store):
     for i, score in ((a, 5), (b, 4), (c, 2)):
         store.feedback(i, "rating", score=score)
     store.feedback(c, "rating", score=3, author="second rater")  # c's mean is 2.5
-    got = {(r["chosen"], r["rejected"]): r["margin"] for r in preference_pairs(store, sources=["rating"], min_gap=1.5)}
+    got = {
+        (r["chosen"], r["rejected"]): r["margin"]
+        for r in preference_pairs(store, sources=["rating"], min_gap=1.5)
+    }
     assert got == {("great", "meh"): 2.5, ("ok", "meh"): 1.5}
     store.feedback(b, "edit", text="okay!")
     (r,) = preference_pairs(store, sources=["edit"])
@@ -68,7 +77,9 @@ def test_rating_gaps_edits_and_outcomes(store):
     p, f = ask(store, "2+2", "4", "5")
     store.feedback(p, "outcome", passed=True, source="rule")
     store.feedback(f, "outcome", passed=False, source="rule")
-    assert [(r["chosen"], r["rejected"]) for r in preference_pairs(store, sources=["outcome"])] == [("4", "5")]
+    assert [(r["chosen"], r["rejected"]) for r in preference_pairs(store, sources=["outcome"])] == [
+        ("4", "5")
+    ]
 
 
 def test_no_prompt_lands_in_both_splits(store):

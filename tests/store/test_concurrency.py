@@ -16,8 +16,14 @@ def _writer(url: str, n: int, errors) -> None:
             items = []
             for k in range(PER_BATCH):
                 key = f"w{n}-b{b}-k{k}"
-                items.append({"type": "interaction", "messages": [{"role": "user", "content": key}],
-                              "completion": "x", "idempotency_key": key})
+                items.append(
+                    {
+                        "type": "interaction",
+                        "messages": [{"role": "user", "content": key}],
+                        "completion": "x",
+                        "idempotency_key": key,
+                    }
+                )
             store.write_batch(items)
             i = store.log([{"role": "user", "content": f"single {n} {b}"}], "y")
             store.feedback(i, "thumbs", up=bool(b % 2), idempotency_key=f"f{n}-{b}")

@@ -45,9 +45,10 @@ def test_qa_feedback_imports_with_nothing_lost(store, qa_raw):
         errors = q["feedback"]["errors"]
         stored = span_fbs[first.id].payload["spans"] if first.id in span_fbs else []
         assert [(s["start"], s["end"], s["category"]) for s in stored] == [
-            (e["start"], e["end"], e["error type"]) for e in errors]
+            (e["start"], e["end"], e["error type"]) for e in errors
+        ]
         for s in stored:  # the span lands on the right characters of the right answer
-            assert s["quote"] == q["prediction 1"][s["start"]:s["end"]]
+            assert s["quote"] == q["prediction 1"][s["start"] : s["end"]]
         n_spans += len(stored)
         if q["feedback"]["missing-info"]:
             assert span_fbs[first.id].payload["missing_info"] == q["feedback"]["missing-info"]
@@ -57,7 +58,9 @@ def test_qa_feedback_imports_with_nothing_lost(store, qa_raw):
         for (a, b), verdict in zip(pairs, q["preference"], strict=True):
             f = prefs[(answers[a].id, answers[b].id)]
             roles = [t["role"] for t in f.targets]
-            assert roles == {0: ["candidate"] * 2, 1: ["chosen", "rejected"], 2: ["rejected", "chosen"]}[verdict]
+            assert (
+                roles == {0: ["candidate"] * 2, 1: ["chosen", "rejected"], 2: ["rejected", "chosen"]}[verdict]
+            )
     assert n_spans == sum(len(q["feedback"]["errors"]) for q in qa_raw)
 
     again = import_file(store, QA, "qa-feedback")  # idempotent
@@ -68,8 +71,17 @@ def test_qa_feedback_imports_with_nothing_lost(store, qa_raw):
 def test_a_bad_line_is_refused_with_its_number_and_nothing_is_written(sqlite_store, tmp_path):
     good = {"prompt": "2+2?", "chosen": "4", "rejected": "5"}
     f = tmp_path / "pairs.jsonl"
-    f.write_text("\n".join([json.dumps(good), json.dumps({**good, "chosen": "four"}), '{"prompt": "x", "chosen": 1}',
-                            json.dumps(good)]) + "\n")
+    f.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                json.dumps({**good, "chosen": "four"}),
+                '{"prompt": "x", "chosen": 1}',
+                json.dumps(good),
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(ValidationFailed, match=r"pairs.jsonl:3: .*nothing was imported"):
         import_file(sqlite_store, f, "trl")
     f.write_text(json.dumps(good) + "\n{not json\n")
@@ -81,8 +93,11 @@ def test_a_bad_line_is_refused_with_its_number_and_nothing_is_written(sqlite_sto
 def test_trl_and_openai_formats(sqlite_store, tmp_path):
     rows = [
         {"prompt": "2+2?", "chosen": "4", "rejected": "5"},
-        {"prompt": [{"role": "user", "content": "3+3?"}], "chosen": [{"role": "assistant", "content": "6"}],
-         "rejected": [{"role": "assistant", "content": "7"}]},
+        {
+            "prompt": [{"role": "user", "content": "3+3?"}],
+            "chosen": [{"role": "assistant", "content": "6"}],
+            "rejected": [{"role": "assistant", "content": "7"}],
+        },
         {"prompt": "1+1?", "completion": "2", "label": True},
         {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
     ]
@@ -94,12 +109,20 @@ def test_trl_and_openai_formats(sqlite_store, tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows[:1]), tmp_path / "trl.parquet")
-    assert import_file(sqlite_store, tmp_path / "trl.parquet", "trl").already_present == 3  # same row, same keys
+    assert (
+        import_file(sqlite_store, tmp_path / "trl.parquet", "trl").already_present == 3
+    )  # same row, same keys
 
     log = tmp_path / "chat.jsonl"
-    log.write_text(json.dumps({"request": {"model": "m", "temperature": 0.2, "messages": [{"role": "user", "content": "q"}]},
-                               "response": {"model": "m-1", "choices": [{"message": {"role": "assistant", "content": "a"}}]}})
-                   + "\n")
+    log.write_text(
+        json.dumps(
+            {
+                "request": {"model": "m", "temperature": 0.2, "messages": [{"role": "user", "content": "q"}]},
+                "response": {"model": "m-1", "choices": [{"message": {"role": "assistant", "content": "a"}}]},
+            }
+        )
+        + "\n"
+    )
     assert import_file(sqlite_store, log, "openai-chat").interactions == 1
     i = [x for x in sqlite_store.iter_interactions() if x.completion == "a"][0]
     assert (i.model, i.params, i.messages[-1]["content"]) == ("m-1", {"temperature": 0.2}, "q")

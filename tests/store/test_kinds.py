@@ -27,12 +27,23 @@ def fill(store: Store) -> dict[str, str]:
     ids["critique"] = store.feedback(b, "critique", text="2+2 is 4, not 5.", aspect="correctness")
     ids["edit"] = store.feedback(b, "edit", text="4")
     # "— ganz" starts at code point 10: offsets count code points, not UTF-8 bytes or UTF-16 units.
-    ids["span"] = store.feedback(a, "span", spans=[{"start": 10, "end": 16, "category": "style", "severity": 1},
-                                                   {"start": 25, "end": 26, "category": "emoji", "comment": "no emoji"}])
+    ids["span"] = store.feedback(
+        a,
+        "span",
+        spans=[
+            {"start": 10, "end": 16, "category": "style", "severity": 1},
+            {"start": 25, "end": 26, "category": "emoji", "comment": "no emoji"},
+        ],
+    )
     ids["retry"] = store.feedback(b, "retry", regeneration_id=c, reason="wrong")
     ids["followup"] = store.feedback(b, "followup", text="That is wrong.", label="correction")
-    ids["principle"] = store.feedback(None, "principle", text="Never use emojis.", applies_when="talking to my boss",
-                                      not_when="chatting with friends")
+    ids["principle"] = store.feedback(
+        None,
+        "principle",
+        text="Never use emojis.",
+        applies_when="talking to my boss",
+        not_when="chatting with friends",
+    )
     ids["signal"] = store.feedback(a, "signal", signal="copy", value=1, propensity=0.25, source="implicit")
     ids["outcome"] = store.feedback(a, "outcome", passed=True, verifier="arithmetic", source="rule")
     return ids
@@ -42,19 +53,27 @@ def test_every_kind_round_trips(store, tmp_path):
     ids = fill(store)
     got = {name: store.get_feedback(fid) for name, fid in ids.items() if name not in "abc"}
     assert {str(f.kind) for f in got.values()} == {k.value for k in FeedbackKind}
-    assert got["rating"].score == 4 and got["rating"].payload["scale"] == [1, 5] and got["rating"].author == "ana"
+    assert (
+        got["rating"].score == 4
+        and got["rating"].payload["scale"] == [1, 5]
+        and got["rating"].author == "ana"
+    )
     assert got["thumbs"].kind == FeedbackKind.RATING and got["thumbs"].label == "down"
     assert [(t["role"], t["position"]) for t in got["preference"].targets] == [("rejected", 0), ("chosen", 1)]
     assert {t["role"] for t in got["tie"].targets} == {"candidate"} and got["tie"].label == "tie"
     assert sorted((t["position"], t["interaction_id"]) for t in got["ranking"].targets) == sorted(
-        [(1, ids["a"]), (2, ids["b"]), (2, ids["c"])])
+        [(1, ids["a"]), (2, ids["b"]), (2, ids["c"])]
+    )
     edited = store.get_interaction(got["edit"].payload["edited_interaction_id"])
     assert edited.completion == "4" and edited.derived_from_id == ids["b"] and edited.messages == CHAT
     spans = got["span"].payload["spans"]
     assert [s["quote"] for s in spans] == ["— ganz", "👍"]
     assert got["signal"].source == Source.IMPLICIT and got["signal"].payload["propensity"] == 0.25
     assert got["outcome"].label == "pass" and got["outcome"].score == 1.0
-    assert got["principle"].interaction_id is None and got["principle"].payload["not_when"] == "chatting with friends"
+    assert (
+        got["principle"].interaction_id is None
+        and got["principle"].payload["not_when"] == "chatting with friends"
+    )
     assert store.get_interaction(ids["c"]).parent_id == ids["a"]
 
     out1, out2 = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
@@ -98,11 +117,19 @@ def test_bad_records_name_the_field_and_write_nothing(store):
         store.feedback("nope", "critique", text="x")
     before = store.stats()
     with pytest.raises(ValidationFailed, match="item 1"):
-        store.write_batch([{"type": "feedback", "target": a, "kind": "critique", "text": "fine"},
-                           {"type": "feedback", "target": a, "kind": "rating", "score": 0}])
+        store.write_batch(
+            [
+                {"type": "feedback", "target": a, "kind": "critique", "text": "fine"},
+                {"type": "feedback", "target": a, "kind": "rating", "score": 0},
+            ]
+        )
     with pytest.raises(NotFound):
-        store.write_batch([{"type": "interaction", "messages": CHAT, "completion": "x"},
-                           {"type": "feedback", "target": "missing", "kind": "critique", "text": "fine"}])
+        store.write_batch(
+            [
+                {"type": "interaction", "messages": CHAT, "completion": "x"},
+                {"type": "feedback", "target": "missing", "kind": "critique", "text": "fine"},
+            ]
+        )
     assert store.stats() == before  # a failing batch writes nothing
 
 

@@ -1,0 +1,161 @@
+"""``refeed store import|export|stats``, ``refeed keys create|revoke``, ``refeed build <kind>``.
+
+The store URL comes from ``--url``, else ``$REFEED_STORE_URL``, else ``sqlite:///feedback.db``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from refeed.cli import main
+
+DEFAULT_URL = "sqlite:///feedback.db"
+url_option = click.option(
+    "--url",
+    default=lambda: os.environ.get("REFEED_STORE_URL", DEFAULT_URL),
+    show_default="$REFEED_STORE_URL or sqlite:///feedback.db",
+    help="store database URL",
+)
+project_option = click.option("--project", default="default", show_default=True)
+
+
+def _open(url: str, project: str):
+    from refeed.store import Store, StoreError
+
+    try:
+        return Store(url, project=project)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _guard(fn, *args, **kw):
+    """Run a store call; its errors become one-line CLI errors (exit code 1)."""
+    from refeed.store import StoreError
+
+    try:
+        return fn(*args, **kw)
+    except (StoreError, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.group()
+def store() -> None:
+    """Import, export and inspect the feedback store."""
+
+
+@store.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["refeed", "trl", "openai-chat", "qa-feedback"]),
+    default="refeed",
+    show_default=True,
+)
+@url_option
+@project_option
+def import_(path, fmt, url, project):
+    """Import PATH in one transaction; a bad line is refused with its number and nothing is written."""
+    from dataclasses import asdict
+
+    from refeed.store.formats import import_file
+
+    report = _guard(import_file, _open(url, project), path, fmt)
+    click.echo(json.dumps(asdict(report)))
+
+
+@store.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@url_option
+@project_option
+def export(path, url, project):
+    """Export every interaction and feedback to PATH as refeed JSONL (lossless)."""
+    from refeed.store.formats import export_jsonl
+
+    n = _guard(export_jsonl, _open(url, project), path)
+    click.echo(f"wrote {n} records to {path}")
+
+
+@store.command("stats")
+@url_option
+@project_option
+def stats(url, project):
+    """Counts of interactions and feedback by kind and source."""
+    click.echo(json.dumps(_open(url, project).stats(), indent=2))
+
+
+@main.group()
+def keys() -> None:
+    """Create and revoke API keys (stored hashed)."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["feedback", "ingest", "admin"]), required=True)
+@url_option
+@project_option
+def create_key(role, url, project):
+    """Print a new key once; only its hash is stored."""
+    click.echo(_open(url, project).create_api_key(project, role))
+
+
+@keys.command("revoke")
+@click.argument("key")
+@url_option
+def revoke_key(key, url):
+    """Revoke KEY (the key or its rf_... prefix)."""
+    _guard(_open(url, "default").revoke_api_key, key)
+    click.echo("revoked")
+
+
+@main.command()
+@click.argument(
+    "kind",
+    type=click.Choice(
+        [
+            "pairs",
+            "unpaired",
+            "sft",
+            "groups",
+            "critiques",
+            "spans",
+            "followups",
+            "observational",
+            "principles",
+        ]
+    ),
+)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="a .parquet or .jsonl file")
+@click.option("--split-by", type=click.Choice(["prompt", "none"]), default="none", show_default=True)
+@click.option("--eval-fraction", type=float, default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@url_option
+@project_option
+def build(kind, out, split_by, eval_fraction, seed, url, project):
+    """Build a training dataset of KIND from the store and write it to OUT (eval split beside it)."""
+    from pathlib import Path
+
+    from refeed.datasets import BUILDERS, build_report, split_by_prompt
+
+    if not out.endswith((".parquet", ".jsonl")):
+        raise click.UsageError(f"--out must end in .parquet or .jsonl, got {out!r}")
+    ds = _guard(BUILDERS[kind], _open(url, project), project=project)
+    parts = {"train": ds}
+    if split_by == "prompt":
+        column = "prompt" if "prompt" in ds.column_names else ds.column_names[0]
+        parts = dict(_guard(split_by_prompt, ds, eval_fraction, seed, column))
+    for name, part in parts.items():
+        path = (
+            Path(out)
+            if name == "train"
+            else Path(out).with_name(f"{Path(out).stem}.{name}{Path(out).suffix}")
+        )
+        part.to_parquet(path) if path.suffix == ".parquet" else part.to_json(
+            path, lines=True, force_ascii=False
+        )
+        click.echo(f"{name}: {part.num_rows} rows -> {path}")
+    report = build_report(ds)
+    report["contradictions"] = len(report["contradictions"])
+    click.echo(json.dumps(report))

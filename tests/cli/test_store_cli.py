@@ -1,0 +1,65 @@
+"""``refeed store`` / ``refeed build`` / ``refeed keys`` through the real click app."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from refeed.cli import main
+
+
+def test_import_stats_build_export_and_keys(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": f"q{n}", "chosen": "good", "rejected": "bad"}) + "\n" for n in range(40)
+        )
+    )
+    run = CliRunner().invoke
+    res = run(main, ["store", "import", str(data), "--format", "trl", "--url", url])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["by_kind"] == {"preference": 40}
+    assert json.loads(run(main, ["store", "stats", "--url", url]).output)["interactions"] == 80
+    out = tmp_path / "pairs.parquet"
+    res = run(
+        main,
+        [
+            "build",
+            "pairs",
+            "--out",
+            str(out),
+            "--split-by",
+            "prompt",
+            "--eval-fraction",
+            "0.25",
+            "--url",
+            url,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    import datasets
+
+    train = datasets.Dataset.from_parquet(str(out))
+    held = datasets.Dataset.from_parquet(str(tmp_path / "pairs.eval.parquet"))
+    assert train.num_rows + held.num_rows == 40 and not set(map(str, train["prompt"])) & set(
+        map(str, held["prompt"])
+    )
+    assert run(main, ["store", "export", str(tmp_path / "all.jsonl"), "--url", url]).exit_code == 0
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 120
+    key = run(main, ["keys", "create", "--role", "ingest", "--url", url]).output.strip()
+    assert key.startswith("rf_")
+    assert run(main, ["keys", "revoke", key.split(".")[0], "--url", url]).output.strip() == "revoked"
+
+
+def test_errors_are_one_line_with_the_fix(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "q"}\n')
+    res = CliRunner().invoke(main, ["store", "import", str(bad), "--format", "trl", "--url", url])
+    assert res.exit_code == 1 and "bad.jsonl:2" in res.output and "nothing was imported" in res.output
+    res = CliRunner().invoke(main, ["build", "pairs", "--out", str(tmp_path / "x.csv"), "--url", url])
+    assert res.exit_code == 2 and ".parquet or .jsonl" in res.output
+    res = CliRunner().invoke(main, ["keys", "revoke", "rf_nope", "--url", url])
+    assert res.exit_code == 1 and "no active api key" in res.output
