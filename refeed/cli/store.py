@@ -58,7 +58,12 @@ def store() -> None:
 @url_option
 @project_option
 def import_(path, fmt, url, project):
-    """Import PATH in one transaction; a bad line is refused with its number and nothing is written."""
+    """Import PATH in one transaction; a bad line is refused with its number and nothing is written.
+
+    \b
+    Example:
+      refeed store import interactions.jsonl --format openai-chat
+    """
     from dataclasses import asdict
 
     from refeed.store.formats import import_file
@@ -134,7 +139,13 @@ def revoke_key(key, url):
 @url_option
 @project_option
 def build(kind, out, split_by, eval_fraction, seed, url, project):
-    """Build a training dataset of KIND from the store and write it to OUT (eval split beside it)."""
+    """Build a training dataset of KIND from the store and write it to OUT (eval split beside it).
+
+    \b
+    Example:
+      refeed build pairs --out pairs.parquet --split-by prompt --eval-fraction 0.1
+      refeed train recipes/dpo.yaml --data pairs.parquet
+    """
     from pathlib import Path
 
     from refeed.datasets import BUILDERS, build_report, split_by_prompt

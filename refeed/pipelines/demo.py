@@ -8,7 +8,8 @@ Steps: (1) the base model (``refeed pretrain``, cached); (2) held-out accuracy b
 sampled answers per train prompt, logged as interactions; (4) a simulated user who knows the answers
 gives thumbs and preferences (correct beats incorrect, ties dropped); (5) DPO on the preference pairs
 with the base model as reference; (6) held-out accuracy after. Everything lands in ``runs/<id>/``:
-the resolved config, metrics (JSONL), the feedback, and ``report.html`` with plots.
+the resolved config, metrics (JSONL), the feedback (``feedback.db``, a refeed store: the pairs are
+built from it by ``refeed.datasets.preference_pairs``, as for real users), and ``report.html``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import yaml
 
 from refeed.config import to_dict
 from refeed.pipelines.pretrain import PretrainConfig, pretrain
-from refeed.pipelines.simulate import SamplingConfig, pairs_from_feedback, simulate_feedback
+from refeed.pipelines.simulate import SamplingConfig, rows_from_store, simulate_feedback, store_feedback
 from refeed.train.loop import TrainConfig
-from refeed.types import Feedback, FeedbackKind, Interaction
+from refeed.types import FeedbackKind
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
 
     interactions, feedback = simulate_feedback(model, tok, task, cfg.sampling, cfg.seed, base_name,
                                                tick=lambda d, t: report(Stage("sample", d, t)))
-    _write_feedback(run_dir, interactions, feedback)
-    rows = pairs_from_feedback(interactions, feedback)
+    store = store_feedback(run_dir, interactions, feedback)
+    rows = rows_from_store(store, objective.batch_kind)
     thumbs_up = sum(f.score == 1.0 for f in feedback if f.kind is FeedbackKind.RATING)
     report(Stage("feedback", 1, 1, {"pairs": len(rows), "thumbs_up": thumbs_up}))
     if len(rows) < cfg.train.batch_size * cfg.train.grad_accum:
@@ -123,15 +124,3 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     summary["report"] = str(write_report(run_dir, result.history, summary))
     return summary
-
-
-def _write_feedback(run_dir: Path, interactions: dict[str, Interaction], feedback: list[Feedback]) -> None:
-    """Keep what the simulated user said next to the run, as JSONL (one record per line)."""
-    from dataclasses import asdict
-
-    with (run_dir / "interactions.jsonl").open("w") as f:
-        for it in interactions.values():
-            f.write(json.dumps(asdict(it)) + "\n")
-    with (run_dir / "feedback.jsonl").open("w") as f:
-        for fb in feedback:
-            f.write(json.dumps(asdict(fb)) + "\n")

@@ -1,15 +1,17 @@
 """Sample answers on a task's train prompts and let the simulated user judge them.
 
-Shared by the demo and by ``refeed train`` when no dataset is given: the result is a list of
-interactions and the feedback on them, the same records the store keeps for real users.
+Shared by the demo and by ``refeed train`` when no dataset is given: the answers and the feedback on
+them go into a store (``store_feedback``), and training rows come out of it through the same builders
+that serve real users' feedback (``rows_from_store``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from refeed.types import Feedback, FeedbackKind, Interaction
+from refeed.types import Feedback, Interaction
 
 
 @dataclass(frozen=True)
@@ -54,30 +56,25 @@ def simulate_feedback(
     return interactions, feedback
 
 
-def pairs_from_feedback(interactions: dict[str, Interaction], feedback: list[Feedback]) -> list[dict]:
-    """Preference feedback -> TRL explicit-prompt rows ``{prompt, chosen, rejected, source_ids}``."""
-    rows = []
-    for fb in feedback:
-        if fb.kind is not FeedbackKind.PREFERENCE:
-            continue
-        role = {t["role"]: interactions[t["interaction_id"]] for t in fb.targets}
-        rows.append({"prompt": role["chosen"].messages, "chosen": role["chosen"].completion,
-                     "rejected": role["rejected"].completion, "source_ids": [fb.id]})
-    return rows
+def store_feedback(run_dir: Path, interactions: dict[str, Interaction], feedback: list[Feedback],
+                   name: str = "feedback.db"):
+    """Log the sampled answers and the simulated user's judgements into a SQLite store in ``run_dir``,
+    the same store real feedback lands in; returns the store."""
+    from refeed.store import Store
+
+    store = Store(f"sqlite:///{Path(run_dir).resolve() / name}")
+    store.write_batch([*interactions.values(), *feedback])
+    return store
 
 
-def unpaired_from_feedback(interactions: dict[str, Interaction], feedback: list[Feedback]) -> list[dict]:
-    """Thumbs -> TRL unpaired rows ``{prompt, completion, label}`` (KTO)."""
-    rows = []
-    for fb in feedback:
-        if fb.kind is FeedbackKind.RATING and fb.interaction_id in interactions:
-            it = interactions[fb.interaction_id]
-            rows.append({"prompt": it.messages, "completion": it.completion, "label": bool(fb.score),
-                         "source_ids": [fb.id]})
-    return rows
+def rows_from_store(store, batch_kind) -> list[dict] | None:
+    """Training rows for ``batch_kind`` built from the store by ``refeed.datasets`` (None: no builder)."""
+    from refeed.datasets import preference_pairs, sft_rows, unpaired
+    from refeed.objectives import BatchKind
 
-
-def sft_from_feedback(interactions: dict[str, Interaction], feedback: list[Feedback]) -> list[dict]:
-    """Thumbs-up answers -> SFT rows ``{prompt, completion}`` (rejection sampling)."""
-    return [{k: r[k] for k in ("prompt", "completion", "source_ids")}
-            for r in unpaired_from_feedback(interactions, feedback) if r["label"]]
+    builders = {
+        BatchKind.PAIR: lambda: preference_pairs(store, sources=["preference"]),
+        BatchKind.UNPAIRED: lambda: unpaired(store),
+        BatchKind.SFT: lambda: sft_rows(store),
+    }
+    return builders[batch_kind]().to_list() if batch_kind in builders else None

@@ -13,6 +13,7 @@ The run directory gets the resolved config, metrics.jsonl, checkpoints, the fina
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,23 +91,18 @@ def _model(cfg: TrainJobConfig):
     return model, tok, path
 
 
-def _simulated_rows(cfg: TrainJobConfig, objective, model, tok, base: str) -> list[dict]:
-    from refeed.objectives import BatchKind
-    from refeed.pipelines.simulate import (
-        pairs_from_feedback,
-        sft_from_feedback,
-        simulate_feedback,
-        unpaired_from_feedback,
-    )
+def _simulated_rows(cfg: TrainJobConfig, objective, model, tok, base: str, run_dir) -> list[dict]:
+    from refeed.pipelines.simulate import rows_from_store, simulate_feedback, store_feedback
 
     task = cfg.pretrain.task.build()
     interactions, feedback = simulate_feedback(model, tok, task, cfg.data.sampling, cfg.train.seed, base)
-    build = {BatchKind.PAIR: pairs_from_feedback, BatchKind.UNPAIRED: unpaired_from_feedback,
-             BatchKind.SFT: sft_from_feedback}.get(objective.batch_kind)
-    if build is None:
+    # Every process of a distributed run simulates the same feedback (same seed); each keeps its own store file.
+    name = "feedback.db" if is_main_process(cfg.train) else f"feedback.rank{os.environ.get('RANK', '0')}.db"
+    rows = rows_from_store(store_feedback(run_dir, interactions, feedback, name), objective.batch_kind)
+    if rows is None:
         raise ConfigError(f"objective '{objective.name}' needs {objective.batch_kind.value} rows, which the simulated "
                           f"user does not produce; pass --data with such rows")
-    return build(interactions, feedback)
+    return rows
 
 
 def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> dict[str, Any]:
@@ -128,12 +124,12 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
     if resume_dir and not resume_dir.is_dir():
         raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
     model, tok, base = _model(cfg)
-    if rows is None:
-        rows = _simulated_rows(cfg, objective, model, tok, base)
-    if cfg.data.limit:
-        rows = rows[: cfg.data.limit]
     run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if rows is None:
+        rows = _simulated_rows(cfg, objective, model, tok, base, run_dir)
+    if cfg.data.limit:
+        rows = rows[: cfg.data.limit]
     if is_main_process(cfg.train):
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     result = train(model, tok, rows, objective, cfg.train, run_dir=run_dir, progress=progress, resume_from=resume_dir)
