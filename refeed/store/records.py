@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,27 +33,13 @@ def context_hash(messages: list[dict]) -> str:
 
 
 def request_hash(record: Interaction | Feedback) -> str:
-    """sha256 of what a record says, in a canonical form: numbers as floats, span quotes left out
-    (the store derives them), so a record read back or exported hashes like the call that wrote it."""
-    body = {k: v for k, v in asdict(record).items() if k not in _VOLATILE}
+    """sha256 of what a record says; span quotes are left out (the store derives them), so a record
+    read back or exported hashes like the call that wrote it."""
+    body = {f.name: getattr(record, f.name) for f in fields(record) if f.name not in _VOLATILE}
     if isinstance(body.get("payload"), dict) and body["payload"].get("spans"):
-        body["payload"] = {
-            **body["payload"],
-            "spans": [{k: v for k, v in sp.items() if k != "quote"} for sp in body["payload"]["spans"]],
-        }
-    return canonical_hash(_floats(body))
-
-
-def _floats(x):
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if isinstance(x, int | float):
-        return float(x)
-    if isinstance(x, dict):
-        return {k: _floats(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_floats(v) for v in x]
-    return x
+        body["payload"] = {**body["payload"], "spans": [{k: v for k, v in sp.items() if k != "quote"}
+                                                        for sp in body["payload"]["spans"]]}
+    return canonical_hash(body)
 
 
 def now() -> datetime:

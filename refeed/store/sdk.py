@@ -228,11 +228,12 @@ class Store:
         ids, pid, out = list(dict.fromkeys(ids)), self._pid(project), {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), writer.CHUNK):
-                q = select(InteractionRow).where(
-                    InteractionRow.project_id == pid, InteractionRow.id.in_(ids[i : i + writer.CHUNK])
-                )
+                # By primary key alone (a project_id term lets SQLite pick a project-wide index scan);
+                # rows of other projects are dropped here.
+                q = select(InteractionRow).where(InteractionRow.id.in_(ids[i : i + writer.CHUNK]))
                 for row in _rows(conn, q):
-                    out[row.id] = records.interaction_from_row(row)
+                    if row.project_id == pid:
+                        out[row.id] = records.interaction_from_row(row)
         return out
 
     def get_feedback(self, id: str, project: str | None = None) -> Feedback:

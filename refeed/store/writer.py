@@ -141,10 +141,11 @@ def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
             wanted.add(fb.interaction_id)
     missing = list(wanted - known.keys())
     for i in range(0, len(missing), CHUNK):
-        q = select(InteractionRow.id, InteractionRow.completion).where(
-            InteractionRow.project_id == project_id, InteractionRow.id.in_(missing[i : i + CHUNK])
+        # By primary key alone (see Store.get_interactions); other projects' rows are dropped here.
+        q = select(InteractionRow.id, InteractionRow.completion, InteractionRow.project_id).where(
+            InteractionRow.id.in_(missing[i : i + CHUNK])
         )
-        known.update(dict(conn.execute(q).all()))
+        known.update((k, c) for k, c, p in conn.execute(q) if p == project_id)
     absent = sorted(wanted - known.keys())
     if absent:
         raise NotFound(
