@@ -7,7 +7,7 @@ is written. Each model turns its fields into the typed columns (``score``, ``lab
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -18,7 +18,7 @@ SIGNALS = ("copy", "share", "dwell", "click", "accept", "abandon")
 
 class _Kind(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    needs_target: bool = Field(default=True, exclude=True)
+    needs_target: ClassVar[bool] = True  # False: the target interaction is optional
 
     def columns(self) -> dict[str, Any]:
         """score / label / text / payload / targets / spans for the feedback row."""
@@ -99,7 +99,7 @@ class Preference(_Kind):
 class Ranking(_Kind):
     """``ranking=[best, second, [tied_a, tied_b], ...]``: position 1 is best; a list inside is a tie."""
 
-    needs_target: bool = Field(default=False, exclude=True)
+    needs_target: ClassVar[bool] = False
     ranking: list[str | list[str]] = Field(min_length=2)
 
     def targets(self, target: str | None) -> list[dict]:
@@ -205,7 +205,7 @@ class Followup(_Kind):
 class Principle(_Kind):
     """A standing rule for the project; ``target`` (optional) is the interaction it was born from."""
 
-    needs_target: bool = Field(default=False, exclude=True)
+    needs_target: ClassVar[bool] = False
     text: str = Field(min_length=1)
     applies_when: str | None = None
     not_when: str | None = None
@@ -275,6 +275,6 @@ def _describe(kind: str, e: ValidationError) -> str:
         loc = ".".join(str(x) for x in err["loc"]) or "(record)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field for {kind}; allowed: {', '.join(n for n in KIND_MODELS[kind].model_fields if n != 'needs_target')}"
+            msg = f"unknown field for {kind}; allowed: {', '.join(KIND_MODELS[kind].model_fields)}"
         parts.append(f"field {loc!r}: {msg}")
     return f"invalid {kind} feedback: " + "; ".join(parts)

@@ -109,6 +109,12 @@ class Store:
             return None
         return row.name, row.role
 
+    def has_api_key(self, project: str, role: str) -> bool:
+        """Whether ``project`` has an active key of ``role``."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(ApiKey.id).join(Project).where(
+                Project.name == project, ApiKey.role == role, ApiKey.revoked_at.is_(None))).first() is not None
+
     def revoke_api_key(self, key_or_prefix: str) -> None:
         prefix = key_or_prefix.partition(".")[0]
         with self.engine.begin() as conn:

@@ -1,0 +1,92 @@
+"""OpenAI-compatible ``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``.
+
+Every answer is logged as an interaction before the response ends; its id comes back in the body
+(``refeed.interaction_id``) and the ``X-Refeed-Interaction-Id`` header, so the app can attach feedback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from refeed.api.auth import Principal, require
+from refeed.api.schemas import ChatRequest
+from refeed.types import new_id
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+HEADER = "X-Refeed-Interaction-Id"
+
+
+def _log(request: Request, who: Principal, req: ChatRequest, text: str, model: str, iid: str) -> None:
+    store = request.app.state.store
+    params = {k: v for k, v in req.model_dump(include={"temperature", "top_p", "max_tokens", "seed"}).items()
+              if v is not None}
+    messages = [m.model_dump(exclude_none=True) for m in req.messages]
+    items = [{"type": "interaction", "id": iid, "messages": messages, "completion": text, "model": model,
+              "params": params, "thread_id": req.thread_id, "parent_id": req.parent_id,
+              "metadata": {"origin": "served", **({"user": req.user} if req.user else {})}}]
+    if req.retry_of:  # "try again": the earlier answer was rejected in favour of a regeneration
+        items.append({"type": "feedback", "target": req.retry_of, "kind": "retry", "regeneration_id": iid,
+                      "source": "implicit"})
+    store.write_batch(items, project=who.project)
+
+
+@router.post("/chat/completions")
+async def chat_completions(req: ChatRequest, request: Request, who: Principal = require("ingest")):
+    backend, settings = request.app.state.backend, request.app.state.settings
+    if req.retry_of:  # refuse an unknown retry target before generating
+        await _run(request.app.state.store.get_interaction, req.retry_of, who.project)
+    body = req.model_dump(exclude_none=True, exclude={"stream", "thread_id", "parent_id", "retry_of", "user"})
+    body["messages"] = [m.model_dump(exclude_none=True) for m in req.messages]
+    body["max_tokens_default"] = settings.max_tokens
+    iid, created = new_id(), int(time.time())
+    if not req.stream:
+        text, model, usage = await backend.complete(body)
+        model = settings.model_name or model or req.model or "refeed"
+        await _run(_log, request, who, req, text, model, iid)
+        return JSONResponse(_completion(iid, created, model, text, usage), headers={HEADER: iid})
+    model = settings.model_name or getattr(backend, "name", None) or req.model or "refeed"
+
+    async def events():
+        pieces = []
+        first = {"role": "assistant", "content": ""}
+        yield _sse(_chunk(iid, created, model, first, None))
+        async for piece in backend.stream(body):
+            pieces.append(piece)
+            yield _sse(_chunk(iid, created, model, {"content": piece}, None))
+        await _run(_log, request, who, req, "".join(pieces), model, iid)  # logged before the stream closes
+        yield _sse(_chunk(iid, created, model, {}, "stop"))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={HEADER: iid})
+
+
+@router.get("/models")
+def list_models(request: Request, who: Principal = require("ingest")):
+    s, backend = request.app.state.settings, request.app.state.backend
+    name = s.model_name or getattr(backend, "name", None) or "refeed"
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "refeed"}]}
+
+
+async def _run(fn, *args):
+    import anyio
+
+    return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+
+def _completion(iid, created, model, text, usage) -> dict:
+    return {"id": f"chatcmpl-{iid}", "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage or None, "refeed": {"interaction_id": iid}}
+
+
+def _chunk(iid, created, model, delta, finish) -> dict:
+    return {"id": f"chatcmpl-{iid}", "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "refeed": {"interaction_id": iid}}
+
+
+def _sse(obj) -> str:
+    return f"data: {json.dumps(obj)}\n\n"

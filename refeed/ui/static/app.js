@@ -1,0 +1,220 @@
+// refeed web UI: plain JavaScript, no build step. User text only ever goes through textContent.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const keyInput = $("#api-key");
+keyInput.value = localStorage.getItem("refeed-key") || "";
+keyInput.addEventListener("change", () => localStorage.setItem("refeed-key", keyInput.value.trim()));
+
+async function api(path, body, method) {
+  const headers = { "Content-Type": "application/json" };
+  const key = keyInput.value.trim();
+  if (key) headers["Authorization"] = "Bearer " + key;
+  const res = await fetch(path, { method: method || (body ? "POST" : "GET"), headers, body: body ? JSON.stringify(body) : undefined });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
+  if (!res.ok) {
+    const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : text;
+    throw new Error(res.status + ": " + detail);
+  }
+  return data;
+}
+
+function feedback(body) {
+  return api("/v1/feedback", { idempotency_key: crypto.randomUUID(), ...body });
+}
+
+function say(el, msg, isError) {
+  el.textContent = msg;
+  el.classList.toggle("error", !!isError);
+}
+
+// --- tabs ---
+document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
+  document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== "tab-" + b.dataset.tab; });
+}));
+
+// --- chat ---
+const history = [];  // OpenAI messages of the conversation so far
+let lastId = null;   // interaction id of the answer the conversation continues from
+
+async function ask(messages, extra) {
+  const res = await api("/v1/chat/completions", { messages, ...extra });
+  return { id: res.refeed.interaction_id, text: res.choices[0].message.content };
+}
+
+$("#chat-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const prompt = $("#prompt").value;
+  if (!prompt.trim()) return;
+  $("#prompt").value = "";
+  history.push({ role: "user", content: prompt });
+  const turn = document.createElement("div");
+  turn.className = "turn";
+  const u = document.createElement("div");
+  u.className = "user-msg";
+  u.textContent = prompt;
+  turn.appendChild(u);
+  const row = document.createElement("div");
+  row.className = "answers";
+  turn.appendChild(row);
+  $("#conversation").appendChild(turn);
+  const messages = history.slice();
+  try {
+    if ($("#compare").checked) {
+      const [a, b] = [await ask(messages, { parent_id: lastId }), await ask(messages, { parent_id: lastId })];
+      const cards = [a, b].map((ans, i) => answerCard(ans, messages, row, "ABC"[i]));
+      const pick = document.createElement("div");
+      pick.className = "pick";
+      const status = document.createElement("span");
+      status.className = "status";
+      for (const [label, chosen, rejected, tie] of [["A is better", a, b, false], ["B is better", b, a, false], ["Tie", a, b, true]]) {
+        const btn = document.createElement("button");
+        btn.textContent = label;
+        btn.className = "pick-" + label.split(" ")[0].toLowerCase();
+        btn.addEventListener("click", async () => {
+          try {
+            await feedback({ kind: "preference", interaction_id: chosen.id, rejected: rejected.id, tie });
+            say(status, "preference saved");
+          } catch (err) { say(status, err.message, true); }
+        });
+        pick.appendChild(btn);
+      }
+      pick.appendChild(status);
+      turn.appendChild(pick);
+      history.push({ role: "assistant", content: a.text });
+      lastId = a.id;
+      void cards;
+    } else {
+      const a = await ask(messages, { parent_id: lastId });
+      answerCard(a, messages, row);
+      history.push({ role: "assistant", content: a.text });
+      lastId = a.id;
+    }
+  } catch (err) {
+    const s = document.createElement("div");
+    s.className = "status error";
+    s.textContent = err.message;
+    turn.appendChild(s);
+  }
+});
+
+function codePoints(s) { return Array.from(s).length; }
+
+function answerCard(ans, messages, container, label) {
+  const card = $("#answer-template").content.firstElementChild.cloneNode(true);
+  card.dataset.id = ans.id;
+  if (label) card.dataset.label = label;
+  const text = $(".text", card);
+  text.textContent = ans.text;
+  const status = $(".status", card);
+  const send = async (body, msg) => {
+    try { await feedback({ interaction_id: card.dataset.id, ...body }); say(status, msg); }
+    catch (err) { say(status, err.message, true); }
+  };
+  $(".thumb-up", card).addEventListener("click", () => send({ kind: "thumbs", up: true }, "👍 saved"));
+  $(".thumb-down", card).addEventListener("click", () => send({ kind: "thumbs", up: false }, "👎 saved"));
+  $(".rating", card).addEventListener("change", (e) => {
+    if (e.target.value) send({ kind: "rating", score: Number(e.target.value), scale: [1, 5] }, "rating saved");
+  });
+  $(".retry", card).addEventListener("click", async () => {
+    try {
+      const again = await ask(messages, { retry_of: card.dataset.id });
+      answerCard(again, messages, container, label);
+      say(status, "regenerated");
+    } catch (err) { say(status, err.message, true); }
+  });
+  const toggle = (cls) => { const f = $("form." + cls, card); f.hidden = !f.hidden; return f; };
+  $(".show-critique", card).addEventListener("click", () => toggle("critique"));
+  $(".show-edit", card).addEventListener("click", () => { const f = toggle("edit"); $("textarea", f).value = text.textContent; });
+  $("form.critique", card).addEventListener("submit", (e) => {
+    e.preventDefault();
+    send({ kind: "critique", text: $("textarea", e.target).value }, "critique saved");
+  });
+  $("form.edit", card).addEventListener("submit", (e) => {
+    e.preventDefault();
+    send({ kind: "edit", text: $("textarea", e.target).value }, "edit saved");
+  });
+  $(".show-span", card).addEventListener("click", () => {
+    const sel = window.getSelection();
+    if (!sel.rangeCount || sel.isCollapsed || !text.contains(sel.anchorNode) || !text.contains(sel.focusNode)) {
+      say(status, "select part of the answer first", true);
+      return;
+    }
+    const range = sel.getRangeAt(0);
+    const pre = document.createRange();
+    pre.selectNodeContents(text);
+    pre.setEnd(range.startContainer, range.startOffset);
+    const full = text.textContent;
+    // Browser offsets count UTF-16 units; the store counts Unicode code points.
+    const startUnits = pre.toString().length;
+    const endUnits = startUnits + range.toString().length;
+    const form = $("form.span", card);
+    form.dataset.start = codePoints(full.slice(0, startUnits));
+    form.dataset.end = codePoints(full.slice(0, endUnits));
+    $(".quote", form).textContent = full.slice(startUnits, endUnits);
+    form.hidden = false;
+  });
+  $("form.span", card).addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = e.target;
+    send({ kind: "span", start: Number(f.dataset.start), end: Number(f.dataset.end),
+           category: $(".category", f).value, severity: Number($(".severity", f).value),
+           comment: $(".comment", f).value || null }, "span saved");
+  });
+  container.appendChild(card);
+  return card;
+}
+
+// --- principles ---
+$("#principle-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await feedback({ kind: "principle", text: $("#principle-text").value,
+                     applies_when: $("#principle-when").value || null, not_when: $("#principle-not").value || null });
+    say($("#principle-status"), "principle saved");
+    e.target.reset();
+  } catch (err) { say($("#principle-status"), err.message, true); }
+});
+
+// --- review queue ---
+$("#load-queue").addEventListener("click", async () => {
+  const box = $("#queue");
+  box.textContent = "";
+  try {
+    const items = await api("/v1/review?limit=20");
+    say($("#queue-status"), items.length + " unlabelled");
+    for (const it of items) {
+      const turn = document.createElement("div");
+      turn.className = "turn";
+      const u = document.createElement("div");
+      u.className = "user-msg";
+      u.textContent = it.messages.map((m) => m.role + ": " + (m.content || "")).join("\n");
+      turn.appendChild(u);
+      const row = document.createElement("div");
+      row.className = "answers";
+      turn.appendChild(row);
+      answerCard({ id: it.id, text: it.completion }, it.messages, row);
+      box.appendChild(turn);
+    }
+  } catch (err) { say($("#queue-status"), err.message, true); }
+});
+
+// --- export ---
+document.querySelectorAll(".export").forEach((b) => b.addEventListener("click", async () => {
+  const headers = {};
+  const key = keyInput.value.trim();
+  if (key) headers["Authorization"] = "Bearer " + key;
+  try {
+    const res = await fetch(b.dataset.path, { headers });
+    if (!res.ok) throw new Error(res.status + ": " + (await res.text()));
+    const blob = await res.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = b.dataset.path.split("/").pop() + ".jsonl";
+    a.click();
+    say($("#export-status"), "downloaded " + blob.size + " bytes");
+  } catch (err) { say($("#export-status"), err.message, true); }
+}));
