@@ -1,0 +1,27 @@
+"""A headless Chromium (Debian's ``chromium`` package, installed by ``make test``) driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("REFEED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the browser tests need Chromium (apt-get install chromium); CI skips nothing")
+        pytest.skip("Chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
