@@ -26,10 +26,13 @@ class LocalBackend:
     def _inputs(self, req: dict[str, Any]):
         import torch
 
-        text = self.tok.apply_chat_template(req["messages"], tokenize=False, add_generation_prompt=True)
+        # The chat template needs text: a message without content (a tool call, say) renders as "".
+        messages = [{"role": m["role"], "content": m.get("content") or ""} for m in req["messages"]]
+        text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         enc = self.tok(text, return_tensors="pt", add_special_tokens=False)
         temperature = float(req.get("temperature", 1.0) if req.get("temperature") is not None else 1.0)
-        kw = dict(max_new_tokens=int(req.get("max_tokens") or req["max_tokens_default"]),
+        cap = req["max_tokens_default"]  # the server's --max-tokens bounds every request
+        kw = dict(max_new_tokens=min(int(req.get("max_tokens") or cap), cap),
                   eos_token_id=self.tok.eos_token_id, pad_token_id=self.tok.pad_token_id)
         if temperature > 0:
             kw.update(do_sample=True, temperature=temperature, top_p=float(req.get("top_p") or 1.0), top_k=0)
@@ -60,11 +63,16 @@ class LocalBackend:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True, timeout=120)
+        enc, kw = self._inputs(req)  # a bad request fails here, before any thread starts
+        failure: list[BaseException] = []
 
         def run():
-            with self.lock, torch.inference_mode():
-                enc, kw = self._inputs(req)
-                self.model.generate(**enc, **kw, streamer=streamer)
+            try:
+                with self.lock, torch.inference_mode():
+                    self.model.generate(**enc, **kw, streamer=streamer)
+            except BaseException as e:  # hand the error to the consumer instead of leaving it waiting
+                failure.append(e)
+                streamer.end()
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
@@ -76,6 +84,8 @@ class LocalBackend:
             if piece:
                 yield piece
         worker.join()
+        if failure:
+            raise failure[0]
 
 
 class UpstreamBackend:

@@ -14,7 +14,8 @@ def make_engine(url: str) -> Engine:
 
     SQLite: WAL so readers never block the writer, foreign keys enforced, a 30 s busy timeout (the
     writer also retries), ``synchronous=NORMAL`` (durable across process crashes in WAL mode).
-    Transactions start with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock.
+    Write transactions (``for_writing``) start with ``BEGIN IMMEDIATE`` so two writers never deadlock
+    upgrading a read lock; reads start a plain deferred ``BEGIN`` and never block writers.
     """
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url[len("postgres://") :]
@@ -38,9 +39,15 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock upgrading a read lock); readers never take it.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions are writes: ``BEGIN IMMEDIATE`` on SQLite."""
+    return engine.execution_options(write=True)
 
 
 def upgrade(engine: Engine) -> None:
@@ -50,6 +57,6 @@ def upgrade(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with for_writing(engine).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from refeed.store import records, writer
-from refeed.store.engine import make_engine, upgrade
+from refeed.store.engine import for_writing, make_engine, upgrade
 from refeed.store.errors import NotFound, ValidationFailed
 from refeed.store.tables import (
     ROLES,
@@ -40,6 +40,7 @@ class Store:
     def __init__(self, url: str = "sqlite:///feedback.db", project: str = "default"):
         self.url = url
         self.engine = make_engine(url)
+        self._writes = for_writing(self.engine)
         upgrade(self.engine)
         self.project = project
         self._project_ids: dict[str, str] = {}
@@ -59,7 +60,7 @@ class Store:
             return self._project_ids[name]
         if not name or len(name) > 200:
             raise ValidationFailed("invalid project: field 'name': must be 1 to 200 characters")
-        with self.engine.begin() as conn:
+        with self._writes.begin() as conn:
             pid = conn.execute(select(Project.id).where(Project.name == name)).scalar()
             if pid is None:
                 pid = new_id()
@@ -83,7 +84,7 @@ class Store:
             raise ValidationFailed(f"invalid api key: field 'role': must be one of {', '.join(ROLES)}")
         pid = self.create_project(project)
         prefix, secret = f"rf_{secrets.token_hex(6)}", secrets.token_urlsafe(24)
-        with self.engine.begin() as conn:
+        with self._writes.begin() as conn:
             conn.execute(
                 insert(ApiKey).values(
                     id=new_id(),
@@ -117,7 +118,7 @@ class Store:
 
     def revoke_api_key(self, key_or_prefix: str) -> None:
         prefix = key_or_prefix.partition(".")[0]
-        with self.engine.begin() as conn:
+        with self._writes.begin() as conn:
             n = conn.execute(
                 update(ApiKey)
                 .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
@@ -156,7 +157,7 @@ class Store:
             idempotency_key=idempotency_key,
             id=id,
         )
-        return writer.write(self.engine, self._pid(project), [rec])[0]
+        return writer.write(self._writes, self._pid(project), [rec])[0]
 
     def feedback(
         self,
@@ -218,7 +219,7 @@ class Store:
                 fb.payload["edited_interaction_id"] = derived.id
                 fb.targets = [{"interaction_id": derived.id, "role": "result", "position": 0}]
                 recs.insert(i, derived)
-        ids = writer.write(self.engine, pid, recs)
+        ids = writer.write(self._writes, pid, recs)
         drop = {i + k for k, i in enumerate(sorted(edits))}  # positions of the derived interactions
         return [x for n, x in enumerate(ids) if n not in drop]
 
@@ -303,7 +304,8 @@ class Store:
             )
         for page in _pages(self.engine, q, FeedbackRow.id, page_size):
             with self.engine.connect() as conn:
-                yield from self._feedback_records(conn, page)
+                records_ = self._feedback_records(conn, page)
+            yield from records_  # no connection stays open while the caller holds the generator
 
     def _feedback_records(self, conn, rows) -> list[Feedback]:
         ids = [r.id for r in rows]

@@ -34,18 +34,24 @@ def write(
             with engine.begin() as conn:
                 return _write(conn, project_id, list(items))
         except OperationalError as e:  # SQLite busy beyond busy_timeout: back off and try again
-            if "locked" not in str(e) and "busy" not in str(e) or attempt == retries - 1:
+            if not _busy(e) or attempt == retries - 1:
                 raise
-        except IntegrityError as e:  # a concurrent writer inserted the same idempotency key first
-            if (
-                "idem" not in str(e)
-                and "UNIQUE" not in str(e)
-                and "unique" not in str(e)
-                or attempt == retries - 1
-            ):
+        except IntegrityError as e:
+            if not _idempotency_race(e) or attempt == retries - 1:
                 raise StoreError(f"the write broke a database constraint: {e.orig}") from None
+            # else a concurrent writer inserted the same idempotency key first: the retry replays it
         time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 6)) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+def _busy(e: OperationalError) -> bool:
+    msg = str(e.orig).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _idempotency_race(e: IntegrityError) -> bool:
+    msg = str(e.orig)  # the driver's message only: the SQL text would mention every column
+    return ("UNIQUE constraint failed" in msg or "duplicate key" in msg) and "idem" in msg
 
 
 def _write(conn: Connection, project_id: str, items: list) -> list[str]:
@@ -134,10 +140,10 @@ def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
     known = {r.id: r.completion for r in new_inter}
     wanted = set()
     for r in new_inter:
-        wanted.update(x for x in (r.parent_id, r.derived_from_id) if x)
+        wanted.update(x for x in (r.parent_id, r.derived_from_id) if x is not None)
     for fb in new_fbs:
         wanted.update(t["interaction_id"] for t in fb.targets)
-        if fb.interaction_id:
+        if fb.interaction_id is not None:
             wanted.add(fb.interaction_id)
     missing = list(wanted - known.keys())
     for i in range(0, len(missing), CHUNK):

@@ -28,7 +28,7 @@ def _log(request: Request, who: Principal, req: ChatRequest, text: str, model: s
     items = [{"type": "interaction", "id": iid, "messages": messages, "completion": text, "model": model,
               "params": params, "thread_id": req.thread_id, "parent_id": req.parent_id,
               "metadata": {"origin": "served", **({"user": req.user} if req.user else {})}}]
-    if req.retry_of:  # "try again": the earlier answer was rejected in favour of a regeneration
+    if req.retry_of is not None:  # "try again": the earlier answer was rejected in favour of a regeneration
         items.append({"type": "feedback", "target": req.retry_of, "kind": "retry", "regeneration_id": iid,
                       "source": "implicit"})
     store.write_batch(items, project=who.project)
@@ -37,8 +37,9 @@ def _log(request: Request, who: Principal, req: ChatRequest, text: str, model: s
 @router.post("/chat/completions")
 async def chat_completions(req: ChatRequest, request: Request, who: Principal = require("ingest")):
     backend, settings = request.app.state.backend, request.app.state.settings
-    if req.retry_of:  # refuse an unknown retry target before generating
-        await _run(request.app.state.store.get_interaction, req.retry_of, who.project)
+    for ref in (req.retry_of, req.parent_id):  # refuse unknown references before generating
+        if ref is not None:
+            await _run(request.app.state.store.get_interaction, ref, who.project)
     body = req.model_dump(exclude_none=True, exclude={"stream", "thread_id", "parent_id", "retry_of", "user"})
     body["messages"] = [m.model_dump(exclude_none=True) for m in req.messages]
     body["max_tokens_default"] = settings.max_tokens
