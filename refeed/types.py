@@ -71,6 +71,16 @@ class Interaction:
     created_at: datetime | None = None  # filled by the store
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What dataset builders need of an interaction: the chat, the completion, the prompt group."""
+
+    id: str
+    messages: list[Message]
+    completion: str
+    context_hash: str
+
+
 @dataclass
 class Feedback:
     """One judgement event on one or more interactions.

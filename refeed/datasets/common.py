@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from refeed.types import Feedback, Interaction
+from refeed.types import Answer, Feedback
 
 
 @dataclass
@@ -31,15 +31,15 @@ class BuildReport:
 
 def load(
     store, kinds: Iterable[str], project: str | None = None
-) -> tuple[list[Feedback], dict[str, Interaction]]:
-    """Active feedback of ``kinds`` and every interaction it names, read page by page."""
-    fbs = list(store.iter_feedback(kinds=list(kinds), project=project))
+) -> tuple[list[Feedback], dict[str, Answer]]:
+    """Active feedback of ``kinds`` and every answer it names (``refeed.types.Answer``), read page by page."""
+    fbs = list(store.iter_feedback(kinds=list(kinds), project=project, page_size=5000))
     ids = set()
     for fb in fbs:
         if fb.interaction_id:
             ids.add(fb.interaction_id)
         ids.update(t["interaction_id"] for t in fb.targets)
-    return fbs, store.get_interactions(ids, project=project)
+    return fbs, store.answers(ids, project=project)
 
 
 def text_hash(text: str) -> str:

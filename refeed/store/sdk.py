@@ -12,13 +12,14 @@ field and the rule, and a failing batch writes nothing. The store imports no tor
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Text, func, insert, select, type_coerce, update
 
 from refeed.store import records, writer
 from refeed.store.engine import for_writing, make_engine, upgrade
@@ -33,7 +34,7 @@ from refeed.store.tables import (
     InteractionRow,
     Project,
 )
-from refeed.types import Feedback, FeedbackKind, Interaction, new_id
+from refeed.types import Answer, Feedback, FeedbackKind, Interaction, new_id
 
 
 class Store:
@@ -241,6 +242,25 @@ class Store:
                 for row in _rows(conn, q):
                     if row.project_id == pid:
                         out[row.id] = records.interaction_from_row(row)
+        return out
+
+    def answers(self, ids: Iterable[str], project: str | None = None) -> dict[str, Answer]:
+        """The chat, completion and prompt group of each interaction: what builders read, fast.
+
+        Reads only those columns, and decodes each distinct chat once (answers to one prompt share it).
+        """
+        ids, pid, out, chats = list(dict.fromkeys(ids)), self._pid(project), {}, {}
+        cols = (InteractionRow.id, InteractionRow.project_id, InteractionRow.completion, InteractionRow.context_hash,
+                type_coerce(InteractionRow.messages, Text))
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), writer.CHUNK):
+                q = select(*cols).where(InteractionRow.id.in_(ids[i : i + writer.CHUNK]))
+                for iid, row_pid, completion, ctx, raw in conn.execute(q):
+                    if row_pid != pid:
+                        continue
+                    if ctx not in chats:
+                        chats[ctx] = json.loads(raw) if isinstance(raw, str) else raw
+                    out[iid] = Answer(iid, chats[ctx], completion, ctx)
         return out
 
     def get_feedback(self, id: str, project: str | None = None) -> Feedback:
