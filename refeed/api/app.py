@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from refeed.api.group_commit import GroupWriter
 from refeed.api.settings import ServeSettings
 from refeed.store import IdempotencyConflict, NotFound, Store, StoreError, ValidationFailed
 
@@ -17,6 +18,8 @@ def create_app(settings: ServeSettings, store: Store | None = None, backend=None
     app.state.settings = settings
     app.state.store = store or Store(settings.store_url, project=settings.project)
     app.state.backend = backend or _backend(settings)
+    app.state.writer = GroupWriter(app.state.store)  # concurrent feedback writes share one commit
+    app.state.key_cache = {}  # auth.py: key -> (checked at, result)
 
     from refeed.api.routes import chat, data, feedback
     from refeed.ui import routes as ui

@@ -7,6 +7,7 @@ project's ids answer 404 as if they did not exist.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
@@ -27,6 +28,24 @@ def _key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+KEY_CACHE_SECONDS = 10.0  # a revoked key stops working within this long
+
+
+def _check(state, key: str):
+    """``store.check_api_key`` with a short in-process cache: one hash and one query per key per 10 s,
+    not per request."""
+    cache = state.key_cache
+    hit = cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    found = state.store.check_api_key(key)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now, found)
+    return found
+
+
 def require(role: str):
     """A dependency that admits keys of ``role`` or above."""
 
@@ -38,7 +57,7 @@ def require(role: str):
                 return Principal(state.settings.project, "admin")
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' (refeed keys create)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        found = state.store.check_api_key(key)
+        found = _check(state, key)
         if found is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         project, got = found

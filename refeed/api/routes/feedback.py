@@ -20,12 +20,10 @@ def create_feedback(body: FeedbackIn, request: Request, who: Principal = require
                     idempotency_key: str | None = Header(None, max_length=200)) -> Created:
     """Record one judgement. Retrying with the same ``Idempotency-Key`` (header or field) returns the same id;
     the same key with another body is a 409."""
-    store = request.app.state.store
-    return Created(id=store.write_batch([_item(body, idempotency_key)], project=who.project)[0])
+    return Created(id=request.app.state.writer.write([_item(body, idempotency_key)], who.project)[0])
 
 
 @router.post("/feedback/batch", status_code=201, response_model=CreatedMany)
 def create_feedback_batch(body: FeedbackBatch, request: Request, who: Principal = require("feedback")) -> CreatedMany:
     """Up to 1000 judgements in one transaction: one bad item and nothing is written."""
-    store = request.app.state.store
-    return CreatedMany(ids=store.write_batch([_item(b) for b in body.items], project=who.project))
+    return CreatedMany(ids=request.app.state.writer.write([_item(b) for b in body.items], who.project))
