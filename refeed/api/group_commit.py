@@ -9,6 +9,10 @@ PostgreSQL, a WAL append on SQLite) and the thread hand-off are paid once per gr
 request, and no request thread ever blocks waiting for another (thread hand-offs under the GIL
 cost milliseconds each).
 
+SQLite has one writer at a time, so one group is in flight; PostgreSQL takes concurrent writers, so
+up to ``parallel`` groups are written at once (one commit waits on its WAL flush while the next
+group is being inserted).
+
 If the shared write fails with a store error (a bad reference, an idempotency conflict), the group
 is written again one request at a time, so each request gets its own outcome and no request's error
 touches another's data. A request is answered only after its own commit.
@@ -24,17 +28,18 @@ from refeed.store import Store, StoreError
 class GroupWriter:
     """Batches concurrent ``write`` calls of one event loop into shared ``Store.write_batch`` calls."""
 
-    def __init__(self, store: Store, max_batch: int = 512):
+    def __init__(self, store: Store, max_batch: int = 512, parallel: int | None = None):
         self.store, self.max_batch = store, max_batch
+        self.parallel = parallel or (1 if store.engine.dialect.name == "sqlite" else 4)
         self.pending: list[tuple[list, str, asyncio.Future]] = []
-        self.flushing = False
+        self.flushing = 0  # groups being written now
 
     async def write(self, items: list[dict], project: str) -> list[str]:
         """Write ``items`` (as ``Store.write_batch`` takes them); return their ids once committed."""
         done = asyncio.get_running_loop().create_future()
         self.pending.append((items, project, done))
-        if not self.flushing:
-            self.flushing = True
+        if self.flushing < self.parallel:
+            self.flushing += 1
             asyncio.get_running_loop().create_task(self._flush())
         return await done
 
@@ -52,7 +57,7 @@ class GroupWriter:
                         continue  # the client went away; its records are committed all the same
                     done.set_result(value) if ok else done.set_exception(value)
         finally:
-            self.flushing = False
+            self.flushing -= 1
 
     def _commit_all(self, group: list[tuple[list, str]]) -> list[tuple[bool, object]]:
         """(ok, ids or exception) per request, in order; runs in a worker thread."""
