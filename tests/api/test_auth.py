@@ -67,3 +67,23 @@ def test_serve_refuses_to_start_without_an_admin_key(tmp_path, tiny_model_dir):
     assert res.exit_code == 2 and "no admin key" in res.output and "--init-admin-key" in res.output
     res = CliRunner().invoke(main, ["serve", "--store", f"sqlite:///{tmp_path}/f.db", "--local"])
     assert res.exit_code == 2 and "exactly one of --model" in res.output
+
+
+def test_admins_manage_their_projects_keys_only(server):
+    with server.client(server.admin) as c:
+        made = c.post("/v1/keys", json={"role": "ingest"})
+        assert made.status_code == 201, made.text
+        key, prefix = made.json()["key"], made.json()["prefix"]
+        assert c.post("/v1/keys", json={"role": "root"}).status_code == 422
+        listed = {k["prefix"]: k for k in c.get("/v1/keys").json()}
+        assert listed[prefix]["role"] == "ingest" and "key" not in listed[prefix]  # no secret is ever listed
+    with server.client(key) as c:
+        assert c.get("/v1/whoami").json() == {"project": "default", "role": "ingest"}
+        assert c.post("/v1/keys", json={"role": "admin"}).status_code == 403  # no escalation
+    with server.client(server.other_admin) as c:
+        assert c.delete(f"/v1/keys/{prefix}").status_code == 404  # another project's key looks absent
+        assert prefix not in {k["prefix"] for k in c.get("/v1/keys").json()}
+    with server.client(server.admin) as c:
+        assert c.delete(f"/v1/keys/{prefix}").status_code == 204
+    with server.client(key) as c:
+        assert c.get("/v1/whoami").status_code == 401  # revoked: refused at once on this server
