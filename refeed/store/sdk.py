@@ -114,14 +114,8 @@ class Store:
     def has_api_key(self, project: str, role: str) -> bool:
         """Whether ``project`` has an active key of ``role``."""
         with self.engine.connect() as conn:
-            return (
-                conn.execute(
-                    select(ApiKey.id)
-                    .join(Project)
-                    .where(Project.name == project, ApiKey.role == role, ApiKey.revoked_at.is_(None))
-                ).first()
-                is not None
-            )
+            return conn.execute(select(ApiKey.id).join(Project).where(
+                Project.name == project, ApiKey.role == role, ApiKey.revoked_at.is_(None))).first() is not None
 
     def list_api_keys(self, project: str) -> list[dict[str, Any]]:
         """The keys of ``project`` (prefix, role, created_at, revoked_at), oldest first; never a secret."""
@@ -267,13 +261,8 @@ class Store:
         Reads only those columns, and decodes each distinct chat once (answers to one prompt share it).
         """
         ids, pid, out, chats = list(dict.fromkeys(ids)), self._pid(project), {}, {}
-        cols = (
-            InteractionRow.id,
-            InteractionRow.project_id,
-            InteractionRow.completion,
-            InteractionRow.context_hash,
-            type_coerce(InteractionRow.messages, Text),
-        )
+        cols = (InteractionRow.id, InteractionRow.project_id, InteractionRow.completion, InteractionRow.context_hash,
+                type_coerce(InteractionRow.messages, Text))
         with self.engine.connect() as conn:
             for i in range(0, len(ids), writer.CHUNK):
                 q = select(*cols).where(InteractionRow.id.in_(ids[i : i + writer.CHUNK]))
