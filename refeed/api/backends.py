@@ -32,8 +32,11 @@ class LocalBackend:
         enc = self.tok(text, return_tensors="pt", add_special_tokens=False)
         temperature = float(req.get("temperature", 1.0) if req.get("temperature") is not None else 1.0)
         cap = req["max_tokens_default"]  # the server's --max-tokens bounds every request
-        kw = dict(max_new_tokens=min(int(req.get("max_tokens") or cap), cap),
-                  eos_token_id=self.tok.eos_token_id, pad_token_id=self.tok.pad_token_id)
+        kw = dict(
+            max_new_tokens=min(int(req.get("max_tokens") or cap), cap),
+            eos_token_id=self.tok.eos_token_id,
+            pad_token_id=self.tok.pad_token_id,
+        )
         if temperature > 0:
             kw.update(do_sample=True, temperature=temperature, top_p=float(req.get("top_p") or 1.0), top_k=0)
         else:
@@ -48,7 +51,7 @@ class LocalBackend:
         with self.lock, torch.inference_mode():
             enc, kw = self._inputs(req)
             out = self.model.generate(**enc, **kw)
-        new = out[0, enc["input_ids"].shape[1]:]
+        new = out[0, enc["input_ids"].shape[1] :]
         usage = {"prompt_tokens": int(enc["input_ids"].shape[1]), "completion_tokens": int(new.shape[0])}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return self.tok.decode(new, skip_special_tokens=True), usage
@@ -109,10 +112,16 @@ class UpstreamBackend:
         r = await self.client.post("/chat/completions", json={**self._body(req), "stream": False})
         r.raise_for_status()
         data = r.json()
-        return data["choices"][0]["message"].get("content") or "", data.get("model", ""), data.get("usage") or {}
+        return (
+            data["choices"][0]["message"].get("content") or "",
+            data.get("model", ""),
+            data.get("usage") or {},
+        )
 
     async def stream(self, req: dict[str, Any]) -> AsyncIterator[str]:
-        async with self.client.stream("POST", "/chat/completions", json={**self._body(req), "stream": True}) as r:
+        async with self.client.stream(
+            "POST", "/chat/completions", json={**self._body(req), "stream": True}
+        ) as r:
             r.raise_for_status()
             async for line in r.aiter_lines():
                 if not line.startswith("data:") or line.strip() == "data: [DONE]":

@@ -18,9 +18,16 @@ def _feedback_model(kind: str, base):
         f"{kind.title()}Feedback",
         __base__=base,
         kind=(Literal[kind], ...),
-        interaction_id=(str | None, Field(None, min_length=1, max_length=64, description="the judged interaction")),
-        idempotency_key=(str | None, Field(None, min_length=1, max_length=200,
-                                           description="retries with the same key return the same id")),
+        interaction_id=(
+            str | None,
+            Field(None, min_length=1, max_length=64, description="the judged interaction"),
+        ),
+        idempotency_key=(
+            str | None,
+            Field(
+                None, min_length=1, max_length=200, description="retries with the same key return the same id"
+            ),
+        ),
         author=(str | None, Field(None, max_length=200)),
         source=(SOURCES, "human"),
     )
@@ -32,7 +39,9 @@ FeedbackIn = Annotated[Union[tuple(FEEDBACK_MODELS.values())], Field(discriminat
 
 def kind_fields(body: BaseModel) -> dict[str, Any]:
     """The kind-specific fields of a feedback body, as the SDK takes them."""
-    return {k: getattr(body, k) for k in type(body).model_fields if k not in COMMON and k in body.model_fields_set}
+    return {
+        k: getattr(body, k) for k in type(body).model_fields if k not in COMMON and k in body.model_fields_set
+    }
 
 
 class FeedbackBatch(BaseModel):

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 class ServeSettings:
     store_url: str = "sqlite:///feedback.db"
     model: str | None = None  # a local model directory (or hub id) served with transformers
-    upstream: str | None = None  # or the base URL of any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
+    upstream: str | None = (
+        None  # or the base URL of any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
+    )
     upstream_api_key: str | None = None
     model_name: str | None = None  # the id /v1/models reports; defaults to the directory or upstream model
     local: bool = False  # local mode: bound to 127.0.0.1, requests without a key act as admin of `project`
     project: str = "default"
     max_tokens: int = 256
+    # Signs the browser-safe feedback tokens (auth.py). Unset: a random secret per process, so tokens
+    # stop working when the server restarts; set REFEED_TOKEN_SECRET to share one across processes.
+    token_secret: str | None = None
 
     def check(self) -> None:
         if bool(self.model) == bool(self.upstream):

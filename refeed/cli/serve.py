@@ -12,18 +12,44 @@ from refeed.cli import main
 @main.command()
 @click.option("--model", "model", default=None, help="a local model directory (or hub id) to serve")
 @click.option("--upstream", default=None, help="base URL of an OpenAI-compatible server to sit in front of")
-@click.option("--upstream-api-key", default=lambda: os.environ.get("REFEED_UPSTREAM_API_KEY"), show_default="$REFEED_UPSTREAM_API_KEY")
-@click.option("--store", "store_url", default=lambda: os.environ.get("REFEED_STORE_URL", "sqlite:///feedback.db"),
-              show_default="$REFEED_STORE_URL or sqlite:///feedback.db")
+@click.option(
+    "--upstream-api-key",
+    default=lambda: os.environ.get("REFEED_UPSTREAM_API_KEY"),
+    show_default="$REFEED_UPSTREAM_API_KEY",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=lambda: os.environ.get("REFEED_STORE_URL", "sqlite:///feedback.db"),
+    show_default="$REFEED_STORE_URL or sqlite:///feedback.db",
+)
 @click.option("--project", default="default", show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--local", is_flag=True, help="bind 127.0.0.1 only; requests without a key act as admin")
 @click.option("--init-admin-key", is_flag=True, help="create an admin key for --project and print it once")
 @click.option("--model-name", default=None, help="the model id /v1/models reports")
+@click.option(
+    "--token-secret",
+    default=lambda: os.environ.get("REFEED_TOKEN_SECRET"),
+    show_default="$REFEED_TOKEN_SECRET",
+    help="signs browser feedback tokens; unset: random per process (tokens end at restart)",
+)
 @click.option("--max-tokens", default=256, show_default=True, type=int, help="default max_tokens per answer")
-def serve(model, upstream, upstream_api_key, store_url, project, host, port, local, init_admin_key, model_name,
-          max_tokens):
+def serve(
+    model,
+    upstream,
+    upstream_api_key,
+    store_url,
+    project,
+    host,
+    port,
+    local,
+    init_admin_key,
+    model_name,
+    token_secret,
+    max_tokens,
+):
     """Serve a model (or proxy one), log every answer, and collect feedback on it.
 
     \b
@@ -36,20 +62,32 @@ def serve(model, upstream, upstream_api_key, store_url, project, host, port, loc
     from refeed.api import ServeSettings, create_app
     from refeed.store import Store
 
-    settings = ServeSettings(store_url=store_url, model=model, upstream=upstream, upstream_api_key=upstream_api_key,
-                             model_name=model_name, local=local, project=project, max_tokens=max_tokens)
+    settings = ServeSettings(
+        store_url=store_url,
+        model=model,
+        upstream=upstream,
+        upstream_api_key=upstream_api_key,
+        model_name=model_name,
+        local=local,
+        project=project,
+        max_tokens=max_tokens,
+        token_secret=token_secret,
+    )
     try:
         settings.check()
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     store = Store(store_url, project=project)
     if init_admin_key:
-        click.echo(f"admin key for project '{project}' (shown once): {store.create_api_key(project, 'admin')}")
+        click.echo(
+            f"admin key for project '{project}' (shown once): {store.create_api_key(project, 'admin')}"
+        )
     if local:
         host = "127.0.0.1"
     elif not store.has_api_key(project, "admin"):
         raise click.UsageError(
             f"no admin key exists for project '{project}': refeed has no default secret. Run once with "
-            "--init-admin-key (or `refeed keys create --role admin`), or use --local for a 127.0.0.1-only server")
+            "--init-admin-key (or `refeed keys create --role admin`), or use --local for a 127.0.0.1-only server"
+        )
     app = create_app(settings, store=store)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

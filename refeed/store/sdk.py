@@ -117,6 +117,17 @@ class Store:
             return conn.execute(select(ApiKey.id).join(Project).where(
                 Project.name == project, ApiKey.role == role, ApiKey.revoked_at.is_(None))).first() is not None
 
+    def list_api_keys(self, project: str) -> list[dict[str, Any]]:
+        """The keys of ``project`` (prefix, role, created_at, revoked_at), oldest first; never a secret."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ApiKey.prefix, ApiKey.role, ApiKey.created_at, ApiKey.revoked_at)
+                .join(Project)
+                .where(Project.name == project)
+                .order_by(ApiKey.created_at)
+            )
+            return [dict(r._mapping) for r in rows]
+
     def revoke_api_key(self, key_or_prefix: str) -> None:
         prefix = key_or_prefix.partition(".")[0]
         with self._writes.begin() as conn:

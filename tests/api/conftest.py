@@ -40,10 +40,31 @@ def free_port() -> int:
 
 
 def start_server(model_dir, store_url: str, port: int, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "refeed", "serve", "--model", str(model_dir), "--store", store_url, "--host",
-           "127.0.0.1", "--port", str(port), "--max-tokens", "12", *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "refeed",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--store",
+        store_url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-tokens",
+        "12",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     deadline = time.time() + 90
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -71,8 +92,15 @@ def server(tmp_path_factory, tiny_model_dir):
     keys = make_keys(url)
     port = free_port()
     proc = start_server(tiny_model_dir, url, port)
-    yield Server(f"http://127.0.0.1:{port}", url, keys["admin"], keys["ingest"], keys["feedback"], keys["other_admin"],
-                 proc)
+    yield Server(
+        f"http://127.0.0.1:{port}",
+        url,
+        keys["admin"],
+        keys["ingest"],
+        keys["feedback"],
+        keys["other_admin"],
+        proc,
+    )
     proc.terminate()
     proc.wait(timeout=20)
 

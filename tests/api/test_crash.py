@@ -27,15 +27,25 @@ def test_feedback_survives_sigkill(tmp_path, tiny_model_dir):
     acked, attempts = {}, [0]
 
     def client():
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {keys['feedback']}"},
-                          timeout=5) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {keys['feedback']}"},
+            timeout=5,
+        ) as c:
             for n in range(N):
                 key = f"crash-{n}"
                 while True:  # retry until acknowledged, same key every time
                     attempts[0] += 1
                     try:
-                        r = c.post("/v1/feedback", json={"kind": "critique", "interaction_id": iid, "text": f"note {n}",
-                                                         "idempotency_key": key})
+                        r = c.post(
+                            "/v1/feedback",
+                            json={
+                                "kind": "critique",
+                                "interaction_id": iid,
+                                "text": f"note {n}",
+                                "idempotency_key": key,
+                            },
+                        )
                     except httpx.TransportError:
                         time.sleep(0.05)
                         continue

@@ -7,8 +7,13 @@ import uuid
 
 def _two(server) -> tuple[str, str]:
     with server.client(server.ingest) as c:
-        ids = [c.post("/v1/interactions", json={"messages": [{"role": "user", "content": "2+2?"}],
-                                                "completion": text}).json()["id"] for text in ("4, surely", "5")]
+        ids = [
+            c.post(
+                "/v1/interactions",
+                json={"messages": [{"role": "user", "content": "2+2?"}], "completion": text},
+            ).json()["id"]
+            for text in ("4, surely", "5")
+        ]
     return ids[0], ids[1]
 
 
@@ -54,13 +59,32 @@ def test_bad_payloads_name_the_field_and_write_nothing(server, store):
             r = c.post("/v1/feedback", json=body)
             assert r.status_code == 422, (body, r.text)
             assert field in r.text, (body, r.text)
-        r = c.post("/v1/feedback/batch", json={"items": [{"kind": "critique", "interaction_id": a, "text": "ok"},
-                                                         {"kind": "rating", "interaction_id": a, "score": 0}]})
+        r = c.post(
+            "/v1/feedback/batch",
+            json={
+                "items": [
+                    {"kind": "critique", "interaction_id": a, "text": "ok"},
+                    {"kind": "rating", "interaction_id": a, "score": 0},
+                ]
+            },
+        )
         assert r.status_code == 422 and "score" in r.text
-        r = c.post("/v1/feedback/batch", json={"items": [{"kind": "critique", "interaction_id": a, "text": "ok"},
-                                                         {"kind": "critique", "interaction_id": "nope", "text": "x"}]})
+        r = c.post(
+            "/v1/feedback/batch",
+            json={
+                "items": [
+                    {"kind": "critique", "interaction_id": a, "text": "ok"},
+                    {"kind": "critique", "interaction_id": "nope", "text": "x"},
+                ]
+            },
+        )
         assert r.status_code == 404 and "nope" in r.text
-        assert c.post("/v1/feedback", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+        assert (
+            c.post(
+                "/v1/feedback", content=b"{not json", headers={"content-type": "application/json"}
+            ).status_code
+            == 422
+        )
     assert store.stats() == before
 
 

@@ -23,10 +23,28 @@ def test_openapi_fuzz_finds_no_server_error_and_no_accepted_invalid_payload(tmp_
     assert exe, "schemathesis is part of the dev extra"
     try:
         res = subprocess.run(
-            [exe, "run", f"http://127.0.0.1:{port}/openapi.json", "-H", f"Authorization: Bearer {keys['admin']}",
-             "--checks", "not_a_server_error,negative_data_rejection", "--mode", "all", "--max-examples", "25",
-             "--seed", "1", "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=400)
+            [
+                exe,
+                "run",
+                f"http://127.0.0.1:{port}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {keys['admin']}",
+                "--checks",
+                "not_a_server_error,negative_data_rejection",
+                "--mode",
+                "all",
+                "--max-examples",
+                "25",
+                "--seed",
+                "1",
+                "--request-timeout",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=tmp_path,
+        )  # its cache stays out of the repo
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -10,8 +10,9 @@ CHAT = [{"role": "user", "content": "12+7="}]
 
 def test_completion_is_logged_with_its_id(server, store):
     client = OpenAI(base_url=server.base + "/v1", api_key=server.ingest)
-    raw = client.chat.completions.with_raw_response.create(model="tiny", messages=CHAT, max_tokens=8, temperature=0.7,
-                                                           seed=3)
+    raw = client.chat.completions.with_raw_response.create(
+        model="tiny", messages=CHAT, max_tokens=8, temperature=0.7, seed=3
+    )
     resp = raw.parse()
     iid = resp.model_extra["refeed"]["interaction_id"]
     assert raw.headers["x-refeed-interaction-id"] == iid
@@ -36,7 +37,9 @@ def test_try_again_is_logged_as_a_retry(server, store):
     client = OpenAI(base_url=server.base + "/v1", api_key=server.ingest)
     first = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=6)
     old = first.model_extra["refeed"]["interaction_id"]
-    again = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, extra_body={"retry_of": old})
+    again = client.chat.completions.create(
+        model="tiny", messages=CHAT, max_tokens=6, extra_body={"retry_of": old}
+    )
     new = again.model_extra["refeed"]["interaction_id"]
     retries = [f for f in store.iter_feedback(kinds=["retry"]) if f.interaction_id == old]
     assert [f.payload["regeneration_id"] for f in retries] == [new]

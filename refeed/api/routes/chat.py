@@ -12,7 +12,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from refeed.api.auth import Principal, require
+from refeed.api.auth import Principal, feedback_token, require
 from refeed.api.schemas import ChatRequest
 from refeed.types import new_id
 
@@ -22,15 +22,35 @@ HEADER = "X-Refeed-Interaction-Id"
 
 def _log(request: Request, who: Principal, req: ChatRequest, text: str, model: str, iid: str) -> None:
     store = request.app.state.store
-    params = {k: v for k, v in req.model_dump(include={"temperature", "top_p", "max_tokens", "seed"}).items()
-              if v is not None}
+    params = {
+        k: v
+        for k, v in req.model_dump(include={"temperature", "top_p", "max_tokens", "seed"}).items()
+        if v is not None
+    }
     messages = [m.model_dump(exclude_none=True) for m in req.messages]
-    items = [{"type": "interaction", "id": iid, "messages": messages, "completion": text, "model": model,
-              "params": params, "thread_id": req.thread_id, "parent_id": req.parent_id,
-              "metadata": {"origin": "served", **({"user": req.user} if req.user else {})}}]
+    items = [
+        {
+            "type": "interaction",
+            "id": iid,
+            "messages": messages,
+            "completion": text,
+            "model": model,
+            "params": params,
+            "thread_id": req.thread_id,
+            "parent_id": req.parent_id,
+            "metadata": {"origin": "served", **({"user": req.user} if req.user else {})},
+        }
+    ]
     if req.retry_of is not None:  # "try again": the earlier answer was rejected in favour of a regeneration
-        items.append({"type": "feedback", "target": req.retry_of, "kind": "retry", "regeneration_id": iid,
-                      "source": "implicit"})
+        items.append(
+            {
+                "type": "feedback",
+                "target": req.retry_of,
+                "kind": "retry",
+                "regeneration_id": iid,
+                "source": "implicit",
+            }
+        )
     store.write_batch(items, project=who.project)
 
 
@@ -44,22 +64,23 @@ async def chat_completions(req: ChatRequest, request: Request, who: Principal = 
     body["messages"] = [m.model_dump(exclude_none=True) for m in req.messages]
     body["max_tokens_default"] = settings.max_tokens
     iid, created = new_id(), int(time.time())
+    extra = _refeed(request, who, iid)
     if not req.stream:
         text, model, usage = await backend.complete(body)
         model = settings.model_name or model or req.model or "refeed"
         await _run(_log, request, who, req, text, model, iid)
-        return JSONResponse(_completion(iid, created, model, text, usage), headers={HEADER: iid})
+        return JSONResponse(_completion(iid, created, model, text, usage, extra), headers={HEADER: iid})
     model = settings.model_name or getattr(backend, "name", None) or req.model or "refeed"
 
     async def events():
         pieces = []
         first = {"role": "assistant", "content": ""}
-        yield _sse(_chunk(iid, created, model, first, None))
+        yield _sse(_chunk(iid, created, model, first, None, extra))
         async for piece in backend.stream(body):
             pieces.append(piece)
-            yield _sse(_chunk(iid, created, model, {"content": piece}, None))
+            yield _sse(_chunk(iid, created, model, {"content": piece}, None, extra))
         await _run(_log, request, who, req, "".join(pieces), model, iid)  # logged before the stream closes
-        yield _sse(_chunk(iid, created, model, {}, "stop"))
+        yield _sse(_chunk(iid, created, model, {}, "stop", extra))
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={HEADER: iid})
@@ -78,15 +99,35 @@ async def _run(fn, *args):
     return await anyio.to_thread.run_sync(lambda: fn(*args))
 
 
-def _completion(iid, created, model, text, usage) -> dict:
-    return {"id": f"chatcmpl-{iid}", "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": usage or None, "refeed": {"interaction_id": iid}}
+def _refeed(request: Request, who: Principal, iid: str) -> dict:
+    """What the app needs to attach feedback later; the token may be handed to a browser (auth.py)."""
+    return {
+        "interaction_id": iid,
+        "feedback_token": feedback_token(request.app.state.token_secret, who.project, iid),
+    }
 
 
-def _chunk(iid, created, model, delta, finish) -> dict:
-    return {"id": f"chatcmpl-{iid}", "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "refeed": {"interaction_id": iid}}
+def _completion(iid, created, model, text, usage, extra) -> dict:
+    return {
+        "id": f"chatcmpl-{iid}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": usage or None,
+        "refeed": extra,
+    }
+
+
+def _chunk(iid, created, model, delta, finish, extra) -> dict:
+    return {
+        "id": f"chatcmpl-{iid}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "refeed": extra,
+    }
 
 
 def _sse(obj) -> str:

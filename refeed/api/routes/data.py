@@ -15,7 +15,17 @@ from refeed.api.auth import Principal, require
 from refeed.api.schemas import Created, InteractionIn
 
 router = APIRouter(prefix="/v1", tags=["data"])
-DATASETS = ("pairs", "unpaired", "sft", "groups", "critiques", "spans", "followups", "observational", "principles")
+DATASETS = (
+    "pairs",
+    "unpaired",
+    "sft",
+    "groups",
+    "critiques",
+    "spans",
+    "followups",
+    "observational",
+    "principles",
+)
 
 
 def _plain(rec) -> dict:
@@ -37,7 +47,9 @@ def get_interaction(interaction_id: str, request: Request, who: Principal = requ
 
 
 @router.get("/review")
-def review_queue(request: Request, limit: int = Query(20, ge=1, le=200), who: Principal = require("admin")) -> list:
+def review_queue(
+    request: Request, limit: int = Query(20, ge=1, le=200), who: Principal = require("admin")
+) -> list:
     """The oldest interactions nobody has judged yet."""
     return [_plain(i) for i in request.app.state.store.unlabelled_interactions(limit, project=who.project)]
 
@@ -48,9 +60,13 @@ def get_feedback(feedback_id: str, request: Request, who: Principal = require("a
 
 
 @router.get("/feedback")
-def list_feedback(request: Request, kind: str | None = Query(None, max_length=20),
-                  interaction_id: str | None = Query(None, max_length=64), limit: int = Query(100, ge=1, le=1000),
-                  who: Principal = require("admin")) -> list:
+def list_feedback(
+    request: Request,
+    kind: str | None = Query(None, max_length=20),
+    interaction_id: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
+    who: Principal = require("admin"),
+) -> list:
     from refeed.store.tables import KINDS
 
     if kind is not None and kind not in KINDS:
@@ -59,8 +75,11 @@ def list_feedback(request: Request, kind: str | None = Query(None, max_length=20
         raise HTTPException(422, f"query parameter 'kind': must be one of {', '.join(KINDS)}")
     out = []
     for fb in request.app.state.store.iter_feedback(kinds=[kind] if kind else None, project=who.project):
-        if interaction_id is None or fb.interaction_id == interaction_id or any(
-                t["interaction_id"] == interaction_id for t in fb.targets):
+        if (
+            interaction_id is None
+            or fb.interaction_id == interaction_id
+            or any(t["interaction_id"] == interaction_id for t in fb.targets)
+        ):
             out.append(_plain(fb))
             if len(out) >= limit:
                 break

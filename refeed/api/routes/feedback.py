@@ -1,29 +1,72 @@
-"""``POST /v1/feedback`` (one) and ``POST /v1/feedback/batch`` (all or nothing), every kind, idempotent."""
+"""``POST /v1/feedback`` (one) and ``POST /v1/feedback/batch`` (all or nothing), every kind, idempotent.
+
+Both go through the app's group writer (``refeed.api.group_commit``): concurrent requests share one
+commit, and each is answered only after its own records are committed.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 
-from refeed.api.auth import Principal, require
+from refeed.api.auth import TOKEN_HEADER, Principal, require
 from refeed.api.schemas import Created, CreatedMany, FeedbackBatch, FeedbackIn, kind_fields
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
 def _item(body, key: str | None = None) -> dict:
-    return {"type": "feedback", "target": body.interaction_id, "kind": body.kind, "source": body.source,
-            "author": body.author, "idempotency_key": body.idempotency_key or key, **kind_fields(body)}
+    return {
+        "type": "feedback",
+        "target": body.interaction_id,
+        "kind": body.kind,
+        "source": body.source,
+        "author": body.author,
+        "idempotency_key": body.idempotency_key or key,
+        **kind_fields(body),
+    }
+
+
+def references(body) -> set[str]:
+    """Every interaction id a feedback body names (its subject, the other side of a preference, ...)."""
+    refs = {body.interaction_id}
+    for name in ("rejected", "regeneration_id", "followup_interaction_id"):
+        refs.add(getattr(body, name, None))
+    for entry in getattr(body, "ranking", None) or []:
+        refs.update(entry if isinstance(entry, list) else [entry])
+    return {r for r in refs if r is not None}
+
+
+def _in_scope(who: Principal, bodies) -> None:
+    """A feedback token allows writes on its own interactions only."""
+    if who.interactions is None:
+        return
+    for body in bodies:
+        refs = references(body)
+        if not refs or not refs <= who.interactions:
+            raise HTTPException(
+                403,
+                f"a {TOKEN_HEADER} allows feedback on its own interaction only; this body "
+                f"names {sorted(refs) or 'no interaction'}",
+            )
 
 
 @router.post("/feedback", status_code=201, response_model=Created)
-def create_feedback(body: FeedbackIn, request: Request, who: Principal = require("feedback"),
-                    idempotency_key: str | None = Header(None, max_length=200)) -> Created:
+async def create_feedback(
+    body: FeedbackIn,
+    request: Request,
+    who: Principal = require("feedback"),
+    idempotency_key: str | None = Header(None, max_length=200),
+) -> Created:
     """Record one judgement. Retrying with the same ``Idempotency-Key`` (header or field) returns the same id;
     the same key with another body is a 409."""
-    return Created(id=request.app.state.writer.write([_item(body, idempotency_key)], who.project)[0])
+    _in_scope(who, [body])
+    return Created(id=(await request.app.state.writer.write([_item(body, idempotency_key)], who.project))[0])
 
 
 @router.post("/feedback/batch", status_code=201, response_model=CreatedMany)
-def create_feedback_batch(body: FeedbackBatch, request: Request, who: Principal = require("feedback")) -> CreatedMany:
+async def create_feedback_batch(
+    body: FeedbackBatch, request: Request, who: Principal = require("feedback")
+) -> CreatedMany:
     """Up to 1000 judgements in one transaction: one bad item and nothing is written."""
-    return CreatedMany(ids=request.app.state.writer.write([_item(b) for b in body.items], who.project))
+    _in_scope(who, body.items)
+    return CreatedMany(ids=await request.app.state.writer.write([_item(b) for b in body.items], who.project))

@@ -62,6 +62,11 @@ $("#chat-form").addEventListener("submit", async (e) => {
   turn.appendChild(row);
   $("#conversation").appendChild(turn);
   const messages = history.slice();
+  const previous = lastId;
+  const followup = async (next) => {  // the next user message says something about the previous answer
+    if (previous) await feedback({ kind: "followup", interaction_id: previous, text: prompt,
+                                   followup_interaction_id: next, source: "implicit" });
+  };
   try {
     if ($("#compare").checked) {
       const [a, b] = [await ask(messages, { parent_id: lastId }), await ask(messages, { parent_id: lastId })];
@@ -70,13 +75,16 @@ $("#chat-form").addEventListener("submit", async (e) => {
       pick.className = "pick";
       const status = document.createElement("span");
       status.className = "status";
-      for (const [label, chosen, rejected, tie] of [["A is better", a, b, false], ["B is better", b, a, false], ["Tie", a, b, true]]) {
+      const choices = [["A is better", a, b, {}], ["B is better", b, a, {}], ["Tie", a, b, { tie: true }],
+                       ["Both bad", a, b, { both_bad: true }]];
+      for (const [label, chosen, rejected, extra] of choices) {
         const btn = document.createElement("button");
         btn.textContent = label;
         btn.className = "pick-" + label.split(" ")[0].toLowerCase();
         btn.addEventListener("click", async () => {
           try {
-            await feedback({ kind: "preference", interaction_id: chosen.id, rejected: rejected.id, tie });
+            await feedback({ kind: "preference", interaction_id: chosen.id, rejected: rejected.id,
+                             shown_first: chosen === a ? "chosen" : "rejected", ...extra });
             say(status, "preference saved");
           } catch (err) { say(status, err.message, true); }
         });
@@ -87,11 +95,13 @@ $("#chat-form").addEventListener("submit", async (e) => {
       history.push({ role: "assistant", content: a.text });
       lastId = a.id;
       void cards;
+      await followup(a.id);
     } else {
       const a = await ask(messages, { parent_id: lastId });
       answerCard(a, messages, row);
       history.push({ role: "assistant", content: a.text });
       lastId = a.id;
+      await followup(a.id);
     }
   } catch (err) {
     const s = document.createElement("div");
@@ -119,10 +129,17 @@ function answerCard(ans, messages, container, label) {
   $(".rating", card).addEventListener("change", (e) => {
     if (e.target.value) send({ kind: "rating", score: Number(e.target.value), scale: [1, 5] }, "rating saved");
   });
+  $(".copy", card).addEventListener("click", () => {
+    if (navigator.clipboard) navigator.clipboard.writeText(text.textContent).catch(() => {});
+    send({ kind: "signal", signal: "copy", source: "implicit" }, "copy logged");
+  });
+  $(".verify-pass", card).addEventListener("click", () => send({ kind: "outcome", passed: true, verifier: "reviewer" }, "outcome saved"));
+  $(".verify-fail", card).addEventListener("click", () => send({ kind: "outcome", passed: false, verifier: "reviewer" }, "outcome saved"));
   $(".retry", card).addEventListener("click", async () => {
     try {
       const again = await ask(messages, { retry_of: card.dataset.id });
       answerCard(again, messages, container, label);
+      ranker(container);
       say(status, "regenerated");
     } catch (err) { say(status, err.message, true); }
   });
@@ -166,6 +183,49 @@ function answerCard(ans, messages, container, label) {
   });
   container.appendChild(card);
   return card;
+}
+
+// Once a turn has several answers ("try again"), they can be ranked: 1 is best, equal numbers are a tie.
+function ranker(row) {
+  const cards = Array.from(row.querySelectorAll(":scope > .answer"));
+  for (const card of cards) {
+    let sel = $(".rank", card);
+    if (!sel) {
+      sel = document.createElement("select");
+      sel.className = "rank";
+      sel.title = "rank (1 = best; equal = tie)";
+      $(".tools", card).appendChild(sel);
+    }
+    const keep = sel.value;
+    sel.textContent = "";
+    for (let r = 1; r <= cards.length; r++) sel.appendChild(new Option("rank " + r, String(r)));
+    sel.value = keep || String(cards.indexOf(card) + 1);
+  }
+  let bar = row.nextElementSibling;
+  if (!bar || !bar.classList.contains("ranking")) {
+    bar = document.createElement("div");
+    bar.className = "ranking";
+    const btn = document.createElement("button");
+    btn.className = "save-ranking";
+    btn.textContent = "Save ranking";
+    const status = document.createElement("span");
+    status.className = "status";
+    btn.addEventListener("click", async () => {
+      const groups = new Map();
+      for (const card of row.querySelectorAll(":scope > .answer")) {
+        const r = Number($(".rank", card).value);
+        groups.set(r, [...(groups.get(r) || []), card.dataset.id]);
+      }
+      const ranking = [...groups.keys()].sort((x, y) => x - y).map((r) => {
+        const ids = groups.get(r);
+        return ids.length === 1 ? ids[0] : ids;
+      });
+      try { await feedback({ kind: "ranking", ranking }); say(status, "ranking saved"); }
+      catch (err) { say(status, err.message, true); }
+    });
+    bar.append(btn, status);
+    row.after(bar);
+  }
 }
 
 // --- principles ---
