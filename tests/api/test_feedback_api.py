@@ -96,7 +96,9 @@ def test_idempotency_key_header_and_conflict(server, store):
         first = c.post("/v1/feedback", json=body, headers={"Idempotency-Key": key})
         again = c.post("/v1/feedback", json=body, headers={"Idempotency-Key": key})
         other = c.post("/v1/feedback", json={**body, "text": "verbose"}, headers={"Idempotency-Key": key})
-    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert first.json() == again.json()
     assert other.status_code == 409 and "different body" in other.text
     assert sum(f.idempotency_key == key for f in store.iter_feedback()) == 1
 
