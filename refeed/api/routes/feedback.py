@@ -37,9 +37,9 @@ def _record(body, key: str | None = None) -> Feedback:
     )
 
 
-def _answer(model, recs: list[Feedback], ids: list[str], **fields):
+def _answer(model, recs: list[Feedback], stored: list[str], **fields):
     """201 for a new write; 200 with ``Idempotent-Replayed: true`` when every record was a replay."""
-    if all(i != r.id for i, r in zip(ids, recs, strict=True)):
+    if all(i != r.id for i, r in zip(stored, recs, strict=True)):
         return JSONResponse(model(**fields).model_dump(), status_code=200, headers={REPLAYED: "true"})
     return model(**fields)
 
