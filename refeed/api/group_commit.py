@@ -21,8 +21,21 @@ touches another's data. A request is answered only after its own commit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from refeed.store import Store, StoreError
+from refeed.types import Feedback
+
+
+def _fresh(items: list) -> list:
+    """Copies of the records for one write attempt: the store fills in an edit's payload and targets,
+    and a failed group attempt must not leave that behind for the next one."""
+    return [
+        dataclasses.replace(i, payload=dict(i.payload), targets=list(i.targets))
+        if isinstance(i, Feedback)
+        else i
+        for i in items
+    ]
 
 
 class GroupWriter:
@@ -71,7 +84,9 @@ class GroupWriter:
     def _commit(self, requests: list[list], project: str) -> list[tuple[bool, object]]:
         if len(requests) > 1:
             try:
-                ids = self.store.write_batch([item for items in requests for item in items], project=project)
+                ids = self.store.write_batch(
+                    _fresh([i for items in requests for i in items]), project=project
+                )
             except StoreError:
                 pass  # somebody's record is bad: fall through and write one request at a time
             except Exception as e:  # noqa: BLE001 - a database failure answers every waiting request
@@ -85,7 +100,7 @@ class GroupWriter:
         out = []
         for items in requests:
             try:
-                out.append((True, self.store.write_batch(items, project=project)))
+                out.append((True, self.store.write_batch(_fresh(items), project=project)))
             except Exception as e:  # noqa: BLE001 - handed to the request that sent it
                 out.append((False, e))
         return out

@@ -5,12 +5,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from refeed.store.schemas import KIND_MODELS
 
 SOURCES = Literal["human", "ai_judge", "rule", "implicit", "simulated"]
 COMMON = ("kind", "interaction_id", "idempotency_key", "author", "source")
+
+
+def _find_surrogate(value, path: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+    elif isinstance(value, dict):
+        return next(
+            (p for k, v in value.items() if (p := _find_surrogate(v, f"{path}.{k}" if path else str(k)))),
+            None,
+        )
+    elif isinstance(value, list):
+        return next((p for n, v in enumerate(value) if (p := _find_surrogate(v, f"{path}[{n}]"))), None)
+    return None
+
+
+def _valid_unicode(cls, data):
+    """JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which no database can store as text."""
+    bad = _find_surrogate(data, "")
+    if bad is not None:
+        raise ValueError(f"field '{bad}': contains a lone UTF-16 surrogate; send valid Unicode text")
+    return data
 
 
 def _feedback_model(kind: str, base):
@@ -30,6 +54,7 @@ def _feedback_model(kind: str, base):
         ),
         author=(str | None, Field(None, max_length=200)),
         source=(SOURCES, "human"),
+        __validators__={"_valid_unicode": model_validator(mode="before")(_valid_unicode)},
     )
 
 
@@ -81,6 +106,8 @@ class ChatRequest(BaseModel):
     parent_id: str | None = Field(None, max_length=64)
     retry_of: str | None = Field(None, max_length=64)
 
+    _valid_unicode = model_validator(mode="before")(_valid_unicode)
+
 
 class InteractionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -92,3 +119,5 @@ class InteractionIn(BaseModel):
     parent_id: str | None = Field(None, max_length=64)
     metadata: dict[str, Any] = {}
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+    _valid_unicode = model_validator(mode="before")(_valid_unicode)

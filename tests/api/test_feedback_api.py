@@ -85,6 +85,10 @@ def test_bad_payloads_name_the_field_and_write_nothing(server, store):
             ).status_code
             == 422
         )
+        # A lone surrogate, legal as a JSON escape, is no storable text: 422 naming the field, not a 500.
+        raw = '{"kind": "critique", "interaction_id": "' + a + '", "text": "ok", "author": "\\ud800"}'
+        r = c.post("/v1/feedback", content=raw.encode(), headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "'author'" in r.text, r.text
     assert store.stats() == before
 
 
@@ -96,9 +100,20 @@ def test_idempotency_key_header_and_conflict(server, store):
         first = c.post("/v1/feedback", json=body, headers={"Idempotency-Key": key})
         again = c.post("/v1/feedback", json=body, headers={"Idempotency-Key": key})
         other = c.post("/v1/feedback", json={**body, "text": "verbose"}, headers={"Idempotency-Key": key})
-    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert first.json() == again.json()
     assert other.status_code == 409 and "different body" in other.text
     assert sum(f.idempotency_key == key for f in store.iter_feedback()) == 1
+    batch = {"items": [{**body, "idempotency_key": f"{key}-{n}"} for n in range(3)]}
+    with server.client(server.feedback) as c:
+        made, replayed = c.post("/v1/feedback/batch", json=batch), c.post("/v1/feedback/batch", json=batch)
+    assert (
+        made.status_code == 201
+        and replayed.status_code == 200
+        and replayed.headers["idempotent-replayed"] == "true"
+    )
+    assert made.json() == replayed.json() and len(set(made.json()["ids"])) == 3
 
 
 def test_review_queue_and_exports(server):

@@ -7,23 +7,41 @@ commit, and each is answered only after its own records are committed.
 from __future__ import annotations
 
 from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from refeed.api.auth import TOKEN_HEADER, Principal, require
 from refeed.api.schemas import Created, CreatedMany, FeedbackBatch, FeedbackIn, kind_fields
+from refeed.store import ValidationFailed
+from refeed.store.records import feedback_record
+from refeed.types import Feedback
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
-
-
-def _item(body, key: str | None = None) -> dict:
-    return {
-        "type": "feedback",
-        "target": body.interaction_id,
-        "kind": body.kind,
-        "source": body.source,
-        "author": body.author,
-        "idempotency_key": body.idempotency_key or key,
-        **kind_fields(body),
+REPLAYED = "Idempotent-Replayed"
+_REPLAY = {
+    200: {
+        "description": f"a replay of an earlier request with the same idempotency key and body: the "
+        f"original id(s), header {REPLAYED}: true"
     }
+}
+
+
+def _record(body, key: str | None = None) -> Feedback:
+    """The validated store record; its fresh id tells a new write from an idempotent replay."""
+    return feedback_record(
+        body.interaction_id,
+        body.kind,
+        source=body.source,
+        author=body.author,
+        idempotency_key=body.idempotency_key or key,
+        fields=kind_fields(body),
+    )
+
+
+def _answer(model, recs: list[Feedback], stored: list[str], **fields):
+    """201 for a new write; 200 with ``Idempotent-Replayed: true`` when every record was a replay."""
+    if all(i != r.id for i, r in zip(stored, recs, strict=True)):
+        return JSONResponse(model(**fields).model_dump(), status_code=200, headers={REPLAYED: "true"})
+    return model(**fields)
 
 
 def references(body) -> set[str]:
@@ -50,7 +68,7 @@ def _in_scope(who: Principal, bodies) -> None:
             )
 
 
-@router.post("/feedback", status_code=201, response_model=Created)
+@router.post("/feedback", status_code=201, response_model=Created, responses=_REPLAY)
 async def create_feedback(
     body: FeedbackIn,
     request: Request,
@@ -60,13 +78,22 @@ async def create_feedback(
     """Record one judgement. Retrying with the same ``Idempotency-Key`` (header or field) returns the same id;
     the same key with another body is a 409."""
     _in_scope(who, [body])
-    return Created(id=(await request.app.state.writer.write([_item(body, idempotency_key)], who.project))[0])
+    rec = _record(body, idempotency_key)
+    ids = await request.app.state.writer.write([rec], who.project)
+    return _answer(Created, [rec], ids, id=ids[0])
 
 
-@router.post("/feedback/batch", status_code=201, response_model=CreatedMany)
+@router.post("/feedback/batch", status_code=201, response_model=CreatedMany, responses=_REPLAY)
 async def create_feedback_batch(
     body: FeedbackBatch, request: Request, who: Principal = require("feedback")
 ) -> CreatedMany:
     """Up to 1000 judgements in one transaction: one bad item and nothing is written."""
     _in_scope(who, body.items)
-    return CreatedMany(ids=await request.app.state.writer.write([_item(b) for b in body.items], who.project))
+    recs = []
+    for n, item in enumerate(body.items):
+        try:
+            recs.append(_record(item))
+        except ValidationFailed as e:
+            raise ValidationFailed(f"item {n}: {e}") from None
+    ids = await request.app.state.writer.write(recs, who.project)
+    return _answer(CreatedMany, recs, ids, ids=ids)
