@@ -11,6 +11,7 @@ import os
 import click
 
 from refeed.cli import main
+from refeed.datasets import BUILDERS  # torch-free and light: the builders import `datasets` lazily
 
 DEFAULT_URL = "sqlite:///feedback.db"
 url_option = click.option(
@@ -116,22 +117,7 @@ def revoke_key(key, url):
 
 
 @main.command()
-@click.argument(
-    "kind",
-    type=click.Choice(
-        [
-            "pairs",
-            "unpaired",
-            "sft",
-            "groups",
-            "critiques",
-            "spans",
-            "followups",
-            "observational",
-            "principles",
-        ]
-    ),
-)
+@click.argument("kind", type=click.Choice(list(BUILDERS)))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="a .parquet or .jsonl file")
 @click.option("--split-by", type=click.Choice(["prompt", "none"]), default="none", show_default=True)
 @click.option("--eval-fraction", type=float, default=0.1, show_default=True)
@@ -148,7 +134,7 @@ def build(kind, out, split_by, eval_fraction, seed, url, project):
     """
     from pathlib import Path
 
-    from refeed.datasets import BUILDERS, build_report, split_by_prompt
+    from refeed.datasets import build_report, split_by_prompt
 
     if not out.endswith((".parquet", ".jsonl")):
         raise click.UsageError(f"--out must end in .parquet or .jsonl, got {out!r}")
