@@ -339,12 +339,15 @@ class Store:
             yield from records_  # no connection stays open while the caller holds the generator
 
     def _feedback_records(self, conn, rows) -> list[Feedback]:
-        ids = [r.id for r in rows]
+        # Pages are id-ordered, so their targets and spans are one index range scan each (no IN list
+        # of thousands of ids); rows in the range that belong to other feedback are ignored.
+        lo, hi = min(r.id for r in rows), max(r.id for r in rows)
         targets, spans = defaultdict(list), defaultdict(list)
-        for t in conn.execute(select(FeedbackTarget).where(FeedbackTarget.feedback_id.in_(ids))):
+        for t in conn.execute(select(FeedbackTarget).where(FeedbackTarget.feedback_id.between(lo, hi))):
             targets[t.feedback_id].append(t)
-        for s in conn.execute(select(FeedbackSpan).where(FeedbackSpan.feedback_id.in_(ids))):
-            spans[s.feedback_id].append(s)
+        if any(r.kind == "span" for r in rows):
+            for s in conn.execute(select(FeedbackSpan).where(FeedbackSpan.feedback_id.between(lo, hi))):
+                spans[s.feedback_id].append(s)
         authors = dict(
             conn.execute(
                 select(Actor.id, Actor.external_id).where(Actor.id.in_({r.actor_id for r in rows}))

@@ -83,3 +83,14 @@ def test_ld_dpo_learns_less_verbosity_than_dpo(tiny_model_dir):
         train(model, tok, rows, build(name, params), _cfg())
         gains[name] = _gap(model, tok, "hi hi hi hi", "hi") - before
     assert gains["dpo"] > 0 and gains["dpo"] - gains["ld_dpo"] > 1.0, gains
+
+
+def test_plackett_luce_raises_the_top_ranked_answer(tiny):
+    """Groups ranked "hi" > "yo" > "go": held-out log pi(hi) - log pi(go) must rise by > 1 nat, and
+    log pi(hi) - log pi(yo) must rise too (a flipped sign or ignored order would lower them)."""
+    model, tok = tiny
+    rows = [{"prompt": _prompt(n), "completions": ["hi", "yo", "go"]} for n in NAMES]
+    before = (_gap(model, tok, "hi", "go"), _gap(model, tok, "hi", "yo"))
+    train(model, tok, rows, build("plackett_luce", {"beta": 0.5}), _cfg())
+    after = (_gap(model, tok, "hi", "go"), _gap(model, tok, "hi", "yo"))
+    assert after[0] - before[0] > 1.0 and after[1] > before[1], (before, after)
