@@ -40,6 +40,7 @@ def test_every_kind_of_feedback_through_the_page(page):
     # it heads the review queue (oldest first) however many answers the chat below produces.
     store = Store(page.store_url)
     emoji_id = store.log([{"role": "user", "content": "greet me"}], EMOJI)
+    second_id = store.log([{"role": "user", "content": "and again"}], "hello again")
     page.fill("#prompt", XSS)
     page.click("#send")
     card = page.locator(".answer").first
@@ -125,6 +126,11 @@ def test_every_kind_of_feedback_through_the_page(page):
     emoji_card.locator(".show-span").click()
     emoji_card.locator("form.span button").click()
     expect(_status(emoji_card)).to_have_text("span saved")
+    expect(page.locator("#queue-status")).to_contain_text("1 / ")
+    page.click("#queue-next")  # the queue walks on: the next unlabelled answer replaces this one
+    expect(page.locator("#queue-status")).to_contain_text("2 / ")
+    expect(page.locator("#queue .answer")).to_have_count(1)
+    assert page.locator("#queue .answer").get_attribute("data-id") == second_id
 
     page.click("button[data-tab=export]")
     with page.expect_download() as dl:
