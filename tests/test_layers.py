@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_FREE = ["refeed", "refeed.types", "refeed.config", "refeed.tasks", "refeed.tasks.oracle", "refeed.store",
-              "refeed.store.formats", "refeed.datasets", "refeed.api", "refeed.api.app"]
+              "refeed.store.formats", "refeed.datasets", "refeed.api", "refeed.api.app", "refeed.api.routes.chat",
+              "refeed.api.routes.feedback", "refeed.ui.routes"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

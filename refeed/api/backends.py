@@ -11,6 +11,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+from refeed.api.errors import UpstreamError
+
 
 class LocalBackend:
     """Serves a model directory through ``from_pretrained``; one generation at a time (a lock)."""
@@ -109,8 +111,13 @@ class UpstreamBackend:
         return body
 
     async def complete(self, req: dict[str, Any]) -> tuple[str, str, dict]:
-        r = await self.client.post("/chat/completions", json={**self._body(req), "stream": False})
-        r.raise_for_status()
+        import httpx
+
+        try:
+            r = await self.client.post("/chat/completions", json={**self._body(req), "stream": False})
+        except httpx.HTTPError as e:
+            raise UpstreamError(502, f"upstream {self.base} failed: {e!r}") from None
+        self._check(r.status_code, r.text)
         data = r.json()
         return (
             data["choices"][0]["message"].get("content") or "",
@@ -119,13 +126,26 @@ class UpstreamBackend:
         )
 
     async def stream(self, req: dict[str, Any]) -> AsyncIterator[str]:
-        async with self.client.stream(
-            "POST", "/chat/completions", json={**self._body(req), "stream": True}
-        ) as r:
-            r.raise_for_status()
-            async for line in r.aiter_lines():
-                if not line.startswith("data:") or line.strip() == "data: [DONE]":
-                    continue
-                delta = json.loads(line[5:])["choices"][0].get("delta", {})
-                if delta.get("content"):
-                    yield delta["content"]
+        """Passes the upstream's content deltas through as they arrive."""
+        import httpx
+
+        try:
+            async with self.client.stream(
+                "POST", "/chat/completions", json={**self._body(req), "stream": True}
+            ) as r:
+                if r.status_code >= 400:
+                    self._check(r.status_code, (await r.aread()).decode(errors="replace"))
+                async for line in r.aiter_lines():
+                    if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                        continue
+                    delta = json.loads(line[5:])["choices"][0].get("delta", {})
+                    if delta.get("content"):
+                        yield delta["content"]
+        except httpx.HTTPError as e:
+            raise UpstreamError(502, f"upstream {self.base} failed: {e!r}") from None
+
+    def _check(self, status: int, text: str) -> None:
+        """The upstream's own verdict on a bad request is passed on; anything else is a bad gateway."""
+        if status >= 400:
+            raise UpstreamError(status if status in (400, 404, 413, 422) else 502,
+                                f"upstream {self.base} answered {status}: {text[:500]}")  # fmt: skip

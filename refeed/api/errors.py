@@ -19,6 +19,15 @@ from fastapi.responses import JSONResponse
 
 from refeed.store import IdempotencyConflict, NotFound, StoreError, ValidationFailed
 
+
+class UpstreamError(Exception):
+    """The model server behind ``--upstream`` failed or refused: 502, or its own 400/404/422 passed on."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
 STATUS = ((NotFound, 404), (IdempotencyConflict, 409), (ValidationFailed, 422))
 
 
@@ -32,6 +41,10 @@ def install(app: FastAPI) -> None:
     def store_error(request: Request, exc: StoreError):
         status = next((code for cls, code in STATUS if isinstance(exc, cls)), 400)
         return AsciiJSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(UpstreamError)
+    def upstream_error(request: Request, exc: UpstreamError):
+        return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError):

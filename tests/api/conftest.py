@@ -1,4 +1,5 @@
-"""A real ``refeed serve`` process (uvicorn on a free port) on the tiny model, with keys for two projects."""
+"""Real ``refeed serve`` processes (uvicorn on a free port), with keys for two projects: one without a model
+for the fast tests, one on the tiny model for chat."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,41 +41,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir, store_url: str, port: int, *extra: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "refeed",
-        "serve",
-        "--model",
-        str(model_dir),
-        "--store",
-        store_url,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--max-tokens",
-        "12",
-        *extra,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+NO_UPSTREAM = "http://127.0.0.1:9/v1"  # nothing listens there: a server for everything but chat answers
+
+
+def start_server(
+    model_dir, store_url: str, port: int, *extra: str, upstream: str = NO_UPSTREAM
+) -> subprocess.Popen:
+    """``refeed serve`` on ``port``: the tiny model at ``model_dir``, or (None) no model at all, which starts
+    in a second instead of loading torch, in front of ``upstream``; its output goes to a file, so a chatty server never blocks on a
+    full pipe."""
+    backend = ["--model", str(model_dir)] if model_dir is not None else ["--upstream", upstream]
+    cmd = [sys.executable, "-m", "refeed", "serve", *backend, "--store", store_url, "--host", "127.0.0.1",
+           "--port", str(port), "--max-tokens", "12", *extra]  # fmt: skip
+    log = tempfile.NamedTemporaryFile("w+", prefix="refeed-serve-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    proc.log_path = log.name
     deadline = time.time() + 90
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"refeed serve exited early:\n{proc.stdout.read()}")
+            raise RuntimeError(f"refeed serve exited early:\n{Path(log.name).read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.2)
+            time.sleep(0.1)
     proc.kill()
     raise RuntimeError("refeed serve did not come up within 90 s")
 
@@ -86,27 +78,38 @@ def make_keys(store_url: str) -> dict[str, str]:
     return keys
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, tiny_model_dir):
+def _serve(tmp_path_factory, model_dir):
     url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'feedback.db'}"
     keys = make_keys(url)
     port = free_port()
-    proc = start_server(tiny_model_dir, url, port)
-    yield Server(
-        f"http://127.0.0.1:{port}",
-        url,
-        keys["admin"],
-        keys["ingest"],
-        keys["feedback"],
-        keys["other_admin"],
-        proc,
-    )
+    proc = start_server(model_dir, url, port)
+    yield Server(f"http://127.0.0.1:{port}", url, keys["admin"], keys["ingest"], keys["feedback"],
+                 keys["other_admin"], proc)  # fmt: skip
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A server without a model (starts in about a second): auth, feedback, reads, everything but answers."""
+    yield from _serve(tmp_path_factory, None)
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory, tiny_model_dir):
+    """A server answering chat with the tiny model (torch; several seconds to start: tests using it are slow)."""
+    yield from _serve(tmp_path_factory, tiny_model_dir)
 
 
 @pytest.fixture
 def store(server):
     s = Store(server.store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def model_store(model_server):
+    s = Store(model_server.store_url)
     yield s
     s.close()

@@ -60,9 +60,9 @@ def test_roles(server):
         assert c.get("/v1/export").status_code == 200
 
 
-def test_serve_refuses_to_start_without_an_admin_key(tmp_path, tiny_model_dir):
+def test_serve_refuses_to_start_without_an_admin_key(tmp_path):
     res = CliRunner().invoke(
-        main, ["serve", "--model", str(tiny_model_dir), "--store", f"sqlite:///{tmp_path}/f.db"]
+        main, ["serve", "--upstream", "http://127.0.0.1:9/v1", "--store", f"sqlite:///{tmp_path}/f.db"]
     )
     assert res.exit_code == 2 and "no admin key" in res.output and "--init-admin-key" in res.output
     res = CliRunner().invoke(main, ["serve", "--store", f"sqlite:///{tmp_path}/f.db", "--local"])

@@ -43,12 +43,12 @@ def _client(port: int, key: str, iid: str, c_no: int, acked: dict, stats: dict) 
 
 
 @pytest.mark.slow
-def test_feedback_survives_sigkill(tmp_path, tiny_model_dir):
+def test_feedback_survives_sigkill(tmp_path):
     url = f"sqlite:///{tmp_path / 'feedback.db'}"
     keys = make_keys(url)
     iid = Store(url).log([{"role": "user", "content": "q"}], "a")
     port = free_port()
-    proc = start_server(tiny_model_dir, url, port)
+    proc = start_server(None, url, port)
     acked, stats = {}, {"attempts": 0, "replayed": 0}
     threads = [
         threading.Thread(target=_client, args=(port, keys["feedback"], iid, c, acked, stats))
@@ -61,7 +61,7 @@ def test_feedback_survives_sigkill(tmp_path, tiny_model_dir):
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        proc = start_server(tiny_model_dir, url, port)
+        proc = start_server(None, url, port)
     for t in threads:
         t.join(timeout=300)
     proc.terminate()

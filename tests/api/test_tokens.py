@@ -4,6 +4,7 @@ without an API key; a forged, expired or out-of-scope token is refused and write
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from refeed.api.auth import TOKEN_SECONDS, check_token, feedback_token
 
@@ -30,7 +31,9 @@ def test_token_round_trip_and_expiry():
     assert check_token(b"s3cret", "rft.!!.00", now=1000.0) is None
 
 
-def test_a_token_writes_feedback_on_its_own_answer_only(server, store):
+@pytest.mark.slow  # the tiny model's server: torch takes seconds to start
+def test_a_token_writes_feedback_on_its_own_answer_only(model_server, model_store):
+    server, store = model_server, model_store
     a, tok_a = _answer(server)
     b, tok_b = _answer(server)
     web = httpx.Client(base_url=server.base, timeout=30)  # a browser: no API key at all

@@ -34,6 +34,13 @@ def _status(card):
 def test_every_kind_of_feedback_through_the_page(page):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=15_000)  # the machine may be busy with other tests
+    # Browser selections count UTF-16 units; the store counts code points. An answer with emoji before
+    # the selection tells the two apart (each emoji is 2 UTF-16 units, 1 code point). Logged first, so
+    # it heads the review queue (oldest first) however many answers the chat below produces.
+    store = Store(page.store_url)
+    emoji_id = store.log([{"role": "user", "content": "greet me"}], EMOJI)
+    second_id = store.log([{"role": "user", "content": "and again"}], "hello again")
     page.fill("#prompt", XSS)
     page.click("#send")
     card = page.locator(".answer").first
@@ -101,10 +108,6 @@ def test_every_kind_of_feedback_through_the_page(page):
     page.click("#principle-form button")
     expect(page.locator("#principle-status")).to_have_text("principle saved")
 
-    # Browser selections count UTF-16 units; the store counts code points. An answer with emoji before
-    # the selection tells the two apart (each emoji is 2 UTF-16 units, 1 code point).
-    store = Store(page.store_url)
-    emoji_id = store.log([{"role": "user", "content": "greet me"}], EMOJI)
     page.click("button[data-tab=review]")
     page.click("#load-queue")
     queued = page.locator("#queue .answer").first
@@ -123,6 +126,11 @@ def test_every_kind_of_feedback_through_the_page(page):
     emoji_card.locator(".show-span").click()
     emoji_card.locator("form.span button").click()
     expect(_status(emoji_card)).to_have_text("span saved")
+    expect(page.locator("#queue-status")).to_contain_text("1 / ")
+    page.click("#queue-next")  # the queue walks on: the next unlabelled answer replaces this one
+    expect(page.locator("#queue-status")).to_contain_text("2 / ")
+    expect(page.locator("#queue .answer")).to_have_count(1)
+    assert page.locator("#queue .answer").get_attribute("data-id") == second_id
 
     page.click("button[data-tab=export]")
     with page.expect_download() as dl:

@@ -72,11 +72,25 @@ async def chat_completions(req: ChatRequest, request: Request, who: Principal = 
         return JSONResponse(_completion(iid, created, model, text, usage, extra), headers={HEADER: iid})
     model = settings.model_name or getattr(backend, "name", None) or req.model or "refeed"
 
+    # Start generating before answering, so a failure to start (a bad request, an unreachable upstream)
+    # is a proper error status rather than a stream cut short.
+    stream = backend.stream(body).__aiter__()
+    try:
+        head = [await stream.__anext__()]
+    except StopAsyncIteration:
+        head = []
+
+    async def rest():
+        for piece in head:
+            yield piece
+        async for piece in stream:
+            yield piece
+
     async def events():
         pieces = []
         first = {"role": "assistant", "content": ""}
         yield _sse(_chunk(iid, created, model, first, None, extra))
-        async for piece in backend.stream(body):
+        async for piece in rest():
             pieces.append(piece)
             yield _sse(_chunk(iid, created, model, {"content": piece}, None, extra))
         await _run(_log, request, who, req, "".join(pieces), model, iid)  # logged before the stream closes

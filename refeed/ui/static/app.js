@@ -239,28 +239,37 @@ $("#principle-form").addEventListener("submit", async (e) => {
   } catch (err) { say($("#principle-status"), err.message, true); }
 });
 
-// --- review queue ---
-$("#load-queue").addEventListener("click", async () => {
+// --- review queue: one unlabelled interaction at a time, oldest first ---
+const queue = { items: [], at: 0 };
+
+function showQueueItem() {
   const box = $("#queue");
   box.textContent = "";
+  $("#queue-next").hidden = queue.at >= queue.items.length - 1;
+  if (queue.at >= queue.items.length) { say($("#queue-status"), "nothing left to review"); return; }
+  say($("#queue-status"), (queue.at + 1) + " / " + queue.items.length + " unlabelled");
+  const it = queue.items[queue.at];
+  const turn = document.createElement("div");
+  turn.className = "turn";
+  const u = document.createElement("div");
+  u.className = "user-msg";
+  u.textContent = it.messages.map((m) => m.role + ": " + (m.content || "")).join("\n");
+  turn.appendChild(u);
+  const row = document.createElement("div");
+  row.className = "answers";
+  turn.appendChild(row);
+  answerCard({ id: it.id, text: it.completion }, it.messages, row);
+  box.appendChild(turn);
+}
+
+$("#load-queue").addEventListener("click", async () => {
   try {
-    const items = await api("/v1/review?limit=20");
-    say($("#queue-status"), items.length + " unlabelled");
-    for (const it of items) {
-      const turn = document.createElement("div");
-      turn.className = "turn";
-      const u = document.createElement("div");
-      u.className = "user-msg";
-      u.textContent = it.messages.map((m) => m.role + ": " + (m.content || "")).join("\n");
-      turn.appendChild(u);
-      const row = document.createElement("div");
-      row.className = "answers";
-      turn.appendChild(row);
-      answerCard({ id: it.id, text: it.completion }, it.messages, row);
-      box.appendChild(turn);
-    }
+    queue.items = await api("/v1/review?limit=50");
+    queue.at = 0;
+    showQueueItem();
   } catch (err) { say($("#queue-status"), err.message, true); }
 });
+$("#queue-next").addEventListener("click", () => { queue.at += 1; showQueueItem(); });
 
 // --- export ---
 document.querySelectorAll(".export").forEach((b) => b.addEventListener("click", async () => {
