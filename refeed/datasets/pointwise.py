@@ -87,22 +87,28 @@ def sft_rows(store, *, min_rating: float = 0.8, project: str | None = None):
     return to_dataset(rows, report, ["prompt", "completion"])
 
 
-def critique_triplets(store, *, project: str | None = None):
-    """(prompt, completion, critique) rows for text-feedback methods (ILF and kin)."""
-    report = BuildReport("critique_triplets")
-    fbs, inter = load(store, ["critique"], project)
+def _one_row_per_feedback(store, kind: str, builder: str, columns: dict, project: str | None):
+    """One row per active feedback of ``kind`` on an answer: prompt, completion, then ``columns``
+    (name -> function of the feedback), and the feedback and interaction ids as ``source_ids``."""
+    report = BuildReport(builder)
+    fbs, inter = load(store, [kind], project)
     rows = [
         {
             "prompt": inter[fb.interaction_id].messages,
             "completion": inter[fb.interaction_id].completion,
-            "critique": fb.text,
-            "aspect": fb.payload.get("aspect"),
+            **{name: get(fb) for name, get in columns.items()},
             "source_ids": [fb.id, fb.interaction_id],
         }
         for fb in fbs
     ]
-    report.by_source["critique"] = len(rows)
-    return to_dataset(rows, report, ["prompt", "completion", "critique", "aspect"])
+    report.by_source[kind] = len(rows)
+    return to_dataset(rows, report, ["prompt", "completion", *columns])
+
+
+def critique_triplets(store, *, project: str | None = None):
+    """(prompt, completion, critique) rows for text-feedback methods (ILF and kin)."""
+    columns = {"critique": lambda fb: fb.text, "aspect": lambda fb: fb.payload.get("aspect")}
+    return _one_row_per_feedback(store, "critique", "critique_triplets", columns, project)
 
 
 def span_labels(store, *, project: str | None = None):
@@ -132,37 +138,16 @@ def span_labels(store, *, project: str | None = None):
 
 def followups(store, *, project: str | None = None):
     """(prompt, completion, followup, label) rows for FLR: the user's next message after an answer."""
-    report = BuildReport("followups")
-    fbs, inter = load(store, ["followup"], project)
-    rows = [
-        {
-            "prompt": inter[fb.interaction_id].messages,
-            "completion": inter[fb.interaction_id].completion,
-            "followup": fb.text,
-            "label": fb.label,
-            "source_ids": [fb.id, fb.interaction_id],
-        }
-        for fb in fbs
-    ]
-    report.by_source["followup"] = len(rows)
-    return to_dataset(rows, report, ["prompt", "completion", "followup", "label"])
+    columns = {"followup": lambda fb: fb.text, "label": lambda fb: fb.label}
+    return _one_row_per_feedback(store, "followup", "followups", columns, project)
 
 
 def observational(store, *, project: str | None = None):
     """Implicit signals with their logging propensity for CausalRM: ``signal``, ``value``, ``propensity``
     (None where the logger did not record one; CausalRM then needs an estimate)."""
-    report = BuildReport("observational")
-    fbs, inter = load(store, ["signal"], project)
-    rows = [
-        {
-            "prompt": inter[fb.interaction_id].messages,
-            "completion": inter[fb.interaction_id].completion,
-            "signal": fb.label,
-            "value": fb.score,
-            "propensity": fb.payload.get("propensity"),
-            "source_ids": [fb.id, fb.interaction_id],
-        }
-        for fb in fbs
-    ]
-    report.by_source["signal"] = len(rows)
-    return to_dataset(rows, report, ["prompt", "completion", "signal", "value", "propensity"])
+    columns = {
+        "signal": lambda fb: fb.label,
+        "value": lambda fb: fb.score,
+        "propensity": lambda fb: fb.payload.get("propensity"),
+    }
+    return _one_row_per_feedback(store, "signal", "observational", columns, project)
