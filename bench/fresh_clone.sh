@@ -20,12 +20,15 @@ mkdir -p "$repo/bench/results"
 python3 - "$repo/bench/results/fresh_clone.json" "${secs[demo]:-null}" "${secs[test]:-null}" <<'PY'
 import json, os, platform, sys
 out, demo, test = sys.argv[1], sys.argv[2], sys.argv[3]
-res = {
-    "make_demo_seconds": None if demo == "null" else float(demo),
-    "make_test_seconds": None if test == "null" else float(test),
-    "machine": f"{platform.machine()} {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-    "load_average_1m_at_end": os.getloadavg()[0],
-}
+# Keep the other target's figure from an earlier run when only one target is timed now.
+res = json.load(open(out)) if os.path.exists(out) else {}
+machine = f"{platform.machine()} {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+for target, secs in (("demo", demo), ("test", test)):
+    if secs != "null":
+        res[f"make_{target}_seconds"] = float(secs)
+        res[f"make_{target}_load_average_1m_at_end"] = os.getloadavg()[0]
+res["machine"] = machine
+res.pop("load_average_1m_at_end", None)
 print(json.dumps(res))
 open(out, "w").write(json.dumps(res, indent=2) + "\n")
 PY
