@@ -8,6 +8,7 @@ oracle produces them (``refeed.tasks.oracle``), and the builders turn them into 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,14 +18,29 @@ from typing import Any
 Message = dict[str, Any]  # OpenAI chat format: {"role": "user"|"assistant"|"system"|"tool", "content": str, ...}
 
 
+_clock = {"ms": 0, "seq": 0}
+_clock_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A fresh time-ordered id (UUIDv7 layout, 32 hex digits): the first 48 bits are milliseconds since
-    the epoch, so ids sort by creation time (to the millisecond) and keyset pagination on ``id`` follows insertion order.
-    Ids are strings everywhere so they survive JSON and URLs."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return f"{value:032x}"
+    """A fresh time-ordered id (UUIDv7 layout, 32 hex digits), strictly increasing within a process.
+
+    The first 48 bits are milliseconds since the epoch; the 12 bits after the version count up within
+    one millisecond (RFC 9562's "fixed-length dedicated counter"), so ids made one after another sort
+    in that order and keyset pagination on ``id`` follows insertion order. The last 62 bits are random.
+    Ids are strings everywhere so they survive JSON and URLs.
+    """
+    with _clock_lock:
+        ms = max(time.time_ns() // 1_000_000, _clock["ms"])
+        if ms == _clock["ms"]:
+            _clock["seq"] += 1
+            if _clock["seq"] > 0xFFF:  # 4,096 ids in one millisecond: borrow the next one
+                ms, _clock["seq"] = ms + 1, 0
+        else:
+            _clock["seq"] = 0
+        _clock["ms"], seq = ms, _clock["seq"]
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return f"{(ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand:032x}"
 
 
 class FeedbackKind(StrEnum):

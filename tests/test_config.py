@@ -58,3 +58,4 @@ def test_malformed_override_and_missing_file():
         parse_overrides(["train.lr"])
     with pytest.raises(ConfigError, match="does not exist"):
         load(Outer, "/nonexistent/cfg.yaml")
+

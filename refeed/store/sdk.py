@@ -222,7 +222,9 @@ class Store:
                 edits.append(len(recs))
             recs.append(rec)
         if edits:
-            originals = self.get_interactions([recs[i].interaction_id for i in edits], project)
+            originals = {r.id: r for r in recs if isinstance(r, Interaction)}  # this batch first, then the store
+            missing = [recs[i].interaction_id for i in edits if recs[i].interaction_id not in originals]
+            originals.update(self.get_interactions(missing, project))
             for i in reversed(edits):
                 fb = recs[i]
                 if fb.interaction_id not in originals:

@@ -8,7 +8,7 @@ import pytest
 
 from refeed.store import IdempotencyConflict, NotFound, Store, ValidationFailed
 from refeed.store.formats import export_jsonl, import_file
-from refeed.types import FeedbackKind, Source
+from refeed.types import FeedbackKind, Interaction, Source
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Wie viel ist 2+2? 🤔"}]
 
@@ -131,6 +131,13 @@ def test_bad_records_name_the_field_and_write_nothing(store):
             ]
         )
     assert store.stats() == before  # a failing batch writes nothing
+
+
+def test_an_edit_may_follow_its_original_in_one_batch(store):
+    a = Interaction(CHAT, "5")
+    fid = store.write_batch([a, {"type": "feedback", "target": a.id, "kind": "edit", "text": "4"}])[-1]
+    edited = store.get_interaction(store.get_feedback(fid).payload["edited_interaction_id"])
+    assert (edited.completion, edited.derived_from_id) == ("4", a.id)
 
 
 def test_idempotency_keys(store):
