@@ -35,11 +35,18 @@ class FineGrainedConfig:
         0.5,
     )  # reward per head at a segment end (rel 0.3, fact 0.5 in the code)
 
+    # Per head, the span categories ("a|b", case-insensitive) that make a sentence wrong; used to turn
+    # ``refeed build spans`` rows into segments. Empty: rows must carry ``segments`` themselves.
+    categories: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         if not self.weights or any(w < 0 for w in self.weights):
             raise ValueError(
                 f"objective.weights must be a non-empty list of numbers >= 0, got {self.weights}"
             )
+        if self.categories and len(self.categories) != len(self.weights):
+            raise ValueError(f"objective.categories needs one entry per head ({len(self.weights)} weights), "
+                             f"got {len(self.categories)}")
 
 
 def normalize_preference_score(

@@ -119,7 +119,7 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
     objective = build(params.pop("name", "dpo"), params)
     rows = load_rows(cfg.data.path) if cfg.data.path else None
     if rows is not None:
-        check_columns(objective.batch_kind, set(rows[0]) if rows else set(), objective.name)
+        check_columns(objective, set(rows[0]) if rows else set())
     resume_dir = Path(resume) if resume else None
     if resume_dir and not resume_dir.is_dir():
         raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
@@ -139,13 +139,21 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
                "report": str(run_dir / "report.html")}
     if is_main_process(cfg.train):  # under accelerate launch, one process writes the run's outputs
         final = run_dir / "model"
-        (model.merge_and_unload() if cfg.model.lora.r > 0 else model).save_pretrained(final)
+        _merged(result.model, cfg.model.lora.r > 0).save_pretrained(final)
         tok.save_pretrained(final)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(run_dir, _all_history(run_dir), summary)
     return summary
 
 
+def _merged(model, lora: bool):
+    """The model to save: LoRA adapters merged into the weights (inside a reward model's LM too)."""
+    if not lora:
+        return model
+    if hasattr(model, "score_head"):  # a ScoreModel around a peft model
+        model.lm = model.lm.merge_and_unload()
+        return model
+    return model.merge_and_unload()
 
 
 def _all_history(run_dir: Path) -> list[dict]:

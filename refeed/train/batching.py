@@ -7,7 +7,14 @@ or a one-message assistant list, as in TRL's conversational format):
     unpaired  {"prompt", "completion", "label"}
     group     {"prompt", "completions"}   k answers, best first (``refeed build groups``); groups shorter
               than the dataset's largest are padded with invalid answers (``group_valid`` marks them)
+    graded    {"prompt", "completion", "label"}   label = the level reached, 0..K
+    spans     {"prompt", "completion", "segments"}   segments = [{"end", "head", "label"}] (char offsets), or
+              {"prompt", "completion", "spans"} as ``refeed build spans`` writes them, turned into
+              per-sentence segments by ``refeed.train.segments`` with the objective's ``categories``
+plus every numeric column in the objective's ``extra_columns`` (and ``stage`` for staged objectives).
 Every answer gets the tokenizer's EOS appended, so the model learns to stop.
+With ``kl_completions`` each unpaired row also carries the previous row's completion (dataset order,
+cyclic) as a second sequence under its own prompt: KTO's mismatched pair for the KL reference point.
 A row yields one or more *sequences* (prompt + answer); all sequences of a batch go through the
 model in ONE forward (chosen and rejected together), laid out sequence-major:
 ``[row0.chosen, row1.chosen, ..., row0.rejected, row1.rejected, ...]``.
@@ -21,7 +28,17 @@ from typing import Any
 import torch
 
 from refeed.config import ConfigError
-from refeed.objectives.base import BatchKind, GroupLogps, PairLogps, TokenLogps
+from refeed.objectives.base import (
+    BatchKind,
+    GroupLogps,
+    PairLogps,
+    PairScores,
+    TokenLogps,
+    TokenScores,
+    UnpairedLogps,
+    capability,
+)
+from refeed.train.segments import segments_from_spans, token_index_of_chars
 
 # Which answer columns make a row's sequences, per batch kind, in order.
 ANSWER_COLUMNS: dict[BatchKind, tuple[str, ...]] = {
@@ -29,9 +46,12 @@ ANSWER_COLUMNS: dict[BatchKind, tuple[str, ...]] = {
     BatchKind.UNPAIRED: ("completion",),
     BatchKind.PAIR: ("chosen", "rejected"),
     BatchKind.GROUP: ("completions",),  # one list column
+    BatchKind.GRADED: ("completion",),
+    BatchKind.SPANS: ("completion",),
 }
+LABELLED = (BatchKind.UNPAIRED, BatchKind.GRADED)  # kinds whose rows need a ``label`` column
 # Numeric columns passed to the objective as tensors in ``batch`` when present.
-EXTRA_COLUMNS = ("label", "weight", "margin", "in_scope")
+EXTRA_COLUMNS = ("label", "weight", "margin")
 
 
 @dataclass
@@ -40,19 +60,41 @@ class EncodedRow:
     answers: list[list[int]]  # one per ANSWER_COLUMNS entry (group: one per completion, padded)
     extras: dict[str, float]
     valid: list[bool] | None = None  # group rows: False on padding answers
+    segments: list[tuple[int, int, float]] | None = None  # spans rows: (token index in answer 0, head, label)
 
 
-def check_columns(kind: BatchKind, columns: list[str] | set[str], objective: str) -> None:
+def required_columns(objective) -> set[str]:
+    """The columns a dataset needs for ``objective``: prompt, its answer columns, labels, extras."""
+    kind = objective.batch_kind
+    need = {"prompt", *ANSWER_COLUMNS[kind], *capability(objective, "extra_columns")}
+    if kind in LABELLED:
+        need.add("label")
+    if capability(objective, "staged"):
+        need.add("stage")
+    return need
+
+
+def check_columns(objective, columns: list[str] | set[str]) -> None:
+    """Refuse, naming the fix, a dataset whose columns don't fit ``objective``."""
+    kind, name = objective.batch_kind, objective.name
     if kind not in ANSWER_COLUMNS:
-        raise ConfigError(f"objective '{objective}' trains on {kind.value} rows, which the offline loop does not "
-                          f"run yet; it runs {', '.join(k.value for k in ANSWER_COLUMNS)} rows")
-    need = {"prompt", *ANSWER_COLUMNS[kind]}
+        raise ConfigError(f"objective '{name}' trains on {kind.value} rows, which the offline loop does not run")
+    need = required_columns(objective)
     missing = need - set(columns)
+    if kind is BatchKind.SPANS and "segments" not in columns:
+        if "spans" not in columns:
+            missing.add("segments (or spans)")
+        elif not getattr(objective.cfg, "categories", ()):
+            raise ConfigError(f"objective '{name}' got span annotations without segments; set objective.categories "
+                              f"(one category list per head, e.g. [irrelevant|redundant, unverifiable]) to turn them into segments")
     if missing:
+        hint = {BatchKind.PAIR: "refeed build pairs", BatchKind.UNPAIRED: "refeed build unpaired",
+                BatchKind.SFT: "refeed build sft", BatchKind.GROUP: "refeed build groups",
+                BatchKind.SPANS: "refeed build spans"}.get(kind, "a dataset with those columns")
         raise ConfigError(
-            f"objective '{objective}' trains on {kind.value} rows with columns {sorted(need)}; "
+            f"objective '{name}' trains on {kind.value} rows with columns {sorted(need | ({'segments'} if kind is BatchKind.SPANS else set()))}; "
             f"the dataset lacks {sorted(missing)} (it has {sorted(columns)}). Build the right kind "
-            f"of dataset (e.g. `refeed build pairs` for pair objectives) or pick a matching objective."
+            f"of dataset (e.g. `{hint}`) or pick a matching objective."
         )
 
 
@@ -84,16 +126,36 @@ def _answers(row, kind: BatchKind) -> list:
     return [row[c] for c in ANSWER_COLUMNS[kind]]
 
 
-def encode_rows(tokenizer, rows, kind: BatchKind, max_length: int) -> list[EncodedRow]:
-    """Tokenize every row; a sequence longer than ``max_length`` loses prompt tokens from the left."""
+def encode_rows(
+    tokenizer,
+    rows,
+    kind: BatchKind,
+    max_length: int,
+    *,
+    required: tuple[str, ...] = (),
+    kl_completions: bool = False,
+    categories: tuple[str, ...] = (),
+) -> list[EncodedRow]:
+    """Tokenize every row; a sequence longer than ``max_length`` loses prompt tokens from the left.
+
+    Args:
+        required: numeric columns every row must carry (the objective's extras, ``label``, ``stage``).
+        kl_completions: add the previous row's completion as a second answer (KTO's KL sequence).
+        categories: per head, the span categories that make a segment wrong (spans rows without ``segments``).
+    """
+    rows = list(rows)
+    optional = [k for k in EXTRA_COLUMNS if k not in required and rows and all(r.get(k) is not None for r in rows)]
     out = []
-    for row in rows:
+    for n, row in enumerate(rows):
         prompt = encode_prompt(tokenizer, row["prompt"])
         answers = [encode_answer(tokenizer, a)[:max_length] for a in _answers(row, kind)]
+        if kl_completions:
+            answers.append(encode_answer(tokenizer, rows[n - 1]["completion"])[:max_length])
         keep = max_length - max(len(a) for a in answers)
         prompt = prompt[-keep:] if keep > 0 else []
-        extras = {k: float(row[k]) for k in EXTRA_COLUMNS if k in row and row[k] is not None}
-        out.append(EncodedRow(prompt, answers, extras))
+        extras = {k: _number(row, k, n) for k in (*required, *optional)}
+        segments = _segments(tokenizer, row, n, categories, len(answers[0])) if kind is BatchKind.SPANS else None
+        out.append(EncodedRow(prompt, answers, extras, segments=segments))
     if kind is BatchKind.GROUP:  # every row gets the same k, so batches and cached references line up
         k = max(len(r.answers) for r in out)
         for r in out:
@@ -102,8 +164,50 @@ def encode_rows(tokenizer, rows, kind: BatchKind, max_length: int) -> list[Encod
     return out
 
 
-def collate(rows: list[EncodedRow], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids`` / ``attention_mask`` / ``completion_mask`` for all sequences, sequence-major."""
+def encode_for(tokenizer, rows, objective, max_length: int) -> list[EncodedRow]:
+    """``encode_rows`` with everything the objective's capabilities ask for."""
+    required = tuple(sorted(required_columns(objective) - {"prompt", *ANSWER_COLUMNS[objective.batch_kind]}))
+    return encode_rows(tokenizer, rows, objective.batch_kind, max_length, required=required,
+                       kl_completions=bool(capability(objective, "kl_completions")),
+                       categories=tuple(getattr(getattr(objective, "cfg", None), "categories", ()) or ()))
+
+
+def _number(row: dict, key: str, n: int) -> float:
+    value = row.get(key)
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float):
+        raise ConfigError(f"row {n}: column '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _segments(tokenizer, row: dict, n: int, categories: tuple[str, ...], answer_len: int) -> list[tuple[int, int, float]]:
+    """(token index in the answer, head, label) for each labelled segment end that survived truncation."""
+    text = _text(row["completion"])
+    segs = row.get("segments")
+    if segs is None:
+        segs = segments_from_spans(text, row.get("spans") or [], categories)
+    try:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    except NotImplementedError:  # slow tokenizers have no offsets
+        raise ConfigError("span rows need a fast tokenizer (character offsets per token)") from None
+    out = []
+    for seg in segs:
+        end, head, label = int(seg["end"]), int(seg["head"]), float(seg["label"])
+        if not 0 < end <= len(text):
+            raise ConfigError(f"row {n}: segment end {end} is outside the completion (length {len(text)})")
+        (idx,) = token_index_of_chars(offsets, [end])
+        if idx is not None and idx < answer_len:
+            out.append((idx, head, label))
+    return out
+
+
+def collate(rows: list[EncodedRow], pad_id: int, num_heads: int = 1) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` / ``attention_mask`` / ``completion_mask`` for all sequences, sequence-major.
+
+    Spans rows also get ``segment_labels`` / ``segment_mask`` (B, T, num_heads) at the absolute
+    position of each segment's last token, aligned with ``input_ids``.
+    """
     seqs = [(r.prompt, r.answers[j]) for j in range(len(rows[0].answers)) for r in rows]
     width = max(len(p) + len(a) for p, a in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -118,21 +222,39 @@ def collate(rows: list[EncodedRow], pad_id: int) -> dict[str, torch.Tensor]:
         batch[key] = torch.tensor([r.extras[key] for r in rows], dtype=torch.float32)
     if rows[0].valid is not None:
         batch["group_valid"] = torch.tensor([r.valid for r in rows], dtype=torch.bool)
+    if rows[0].segments is not None:
+        labels = torch.zeros((len(rows), width, num_heads), dtype=torch.float32)
+        mask = torch.zeros((len(rows), width, num_heads), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            for idx, head, label in r.segments:
+                if head >= num_heads:
+                    raise ConfigError(f"a segment names head {head}, but the objective has {num_heads} heads")
+                labels[i, len(r.prompt) + idx, head] = label
+                mask[i, len(r.prompt) + idx, head] = True
+        batch["segment_labels"], batch["segment_mask"] = labels, mask
     return batch
 
 
-def shape_for_objective(kind: BatchKind, logps: TokenLogps, n_rows: int, batch: dict | None = None) -> Any:
-    """Cut the sequence-major log-probs of one forward into what the objective's ``loss`` takes."""
+def shape_for_objective(kind: BatchKind, logps, n_rows: int, batch: dict | None = None) -> Any:
+    """Cut the sequence-major outputs of one forward (TokenLogps or TokenScores) into what ``loss`` takes.
+
+    Unpaired rows with two sequences each are KTO's (completion, mismatched KL completion).
+    """
+    cls = type(logps)
     if kind is BatchKind.GROUP:  # (K*B, T) sequence-major -> (B, K, T)
         k = logps.values.shape[0] // n_rows
         values = logps.values.view(k, n_rows, -1).transpose(0, 1)
         mask = logps.mask.view(k, n_rows, -1).transpose(0, 1)
         return GroupLogps(values=values, mask=mask, valid=batch["group_valid"].to(values.device))
+    if logps.values.shape[0] == n_rows:
+        return logps
+    first = cls(logps.values[:n_rows], logps.mask[:n_rows])
+    second = cls(logps.values[n_rows:], logps.mask[n_rows:])
     if kind is BatchKind.PAIR:
-        first = TokenLogps(logps.values[:n_rows], logps.mask[:n_rows])
-        second = TokenLogps(logps.values[n_rows:], logps.mask[n_rows:])
-        return PairLogps(chosen=first, rejected=second)
-    return logps
+        return PairScores(first, second) if cls is TokenScores else PairLogps(chosen=first, rejected=second)
+    if kind is BatchKind.UNPAIRED and cls is TokenLogps:
+        return UnpairedLogps(completion=first, kl=second)
+    raise ValueError(f"{logps.values.shape[0]} sequences for {n_rows} {kind.value} rows")
 
 
 def scatter_cached(cached: list[torch.Tensor], mask: torch.Tensor) -> TokenLogps:

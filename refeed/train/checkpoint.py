@@ -48,10 +48,15 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def load_weights(model, path: Path) -> None:
-    """Copy the checkpoint's weights into ``model`` (same architecture; LoRA adapters included)."""
+    """Copy the checkpoint's weights into ``model`` (same architecture; LoRA adapters and score heads included)."""
     from safetensors.torch import load_file
 
-    files = sorted((path / "model").glob("*.safetensors"))
+    from refeed.models.score_head import HEAD_FILE, ScoreModel
+
+    if isinstance(model, ScoreModel):
+        model.load_head(path / "model")
+        model = model.lm
+    files = sorted(f for f in (path / "model").glob("*.safetensors") if f.name != HEAD_FILE)
     if not files:
         raise FileNotFoundError(f"no weights in '{path / 'model'}'")
     state: dict[str, torch.Tensor] = {}

@@ -38,14 +38,14 @@ from typing import Any
 
 import torch
 
-from refeed.config import ConfigError, to_dict
-from refeed.objectives.base import Head, Objective, TokenLogps, capability
+from refeed.config import to_dict
+from refeed.objectives.base import Head, Objective, TokenLogps, TokenScores, capability
 from refeed.train import checkpoint as ckpt
 from refeed.train.batching import (
-    ANSWER_COLUMNS,
     EncodedRow,
+    check_columns,
     collate,
-    encode_rows,
+    encode_for,
     scatter_cached,
     shape_for_objective,
 )
@@ -94,6 +94,7 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    model: Any = None  # what was trained: the model passed in, or the ScoreModel wrapping it (score heads)
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -136,10 +137,28 @@ def _make_accelerator(cfg: TrainConfig):
     return Accelerator(cpu=cpu, mixed_precision=mixed)
 
 
-def _forward(module, batch: dict[str, torch.Tensor], device: torch.device) -> TokenLogps:
+def _forward(module, batch: dict[str, torch.Tensor], device: torch.device, scores: bool = False):
+    """One forward of all the batch's sequences: TokenLogps (LM head) or TokenScores (score head)."""
     values, mask = module(batch["input_ids"].to(device), batch["attention_mask"].to(device),
                           batch["completion_mask"].to(device))
-    return TokenLogps(values=values, mask=mask)
+    return TokenScores(values=values, mask=mask) if scores else TokenLogps(values=values, mask=mask)
+
+
+def _trainable(model, objective: Objective):
+    """The module the optimizer updates: the model itself, or for score-head objectives the model
+    wrapped in a ``ScoreModel`` with a fresh head (unless it already is one)."""
+    if capability(objective, "head") is not Head.SCORE:
+        return model
+    from refeed.models.score_head import ScoreModel
+
+    heads = int(capability(objective, "num_heads"))
+    meta = {"objective": objective.name, "objective_config": to_dict(objective.cfg)}
+    if isinstance(model, ScoreModel):
+        if model.num_heads != heads:
+            raise ValueError(f"the reward model has {model.num_heads} heads, objective '{objective.name}' needs {heads}")
+        model.meta = meta
+        return model
+    return ScoreModel.wrap(model, heads, meta)
 
 
 @torch.no_grad()
@@ -159,27 +178,52 @@ def reference_logps(model, encoded: list[EncodedRow], cfg: TrainConfig, pad_id: 
     return out
 
 
-def _micro_batches(n_rows: int, cfg: TrainConfig, rng: random.Random, world: int, rank: int):
-    """Yield, per optimizer step, ``grad_accum`` lists of this process's row indices.
+def _micro_batches(n_rows: int, cfg: TrainConfig, rng: random.Random, world: int, rank: int,
+                   stages: list[int] | None = None):
+    """Yield, per optimizer step, ``(stage, micro)``: ``grad_accum`` lists of this process's row indices.
 
     Rows are reshuffled each epoch with ``rng``; a step takes ``batch_size * grad_accum * world``
-    rows; process ``rank`` gets its ``batch_size`` slice of every micro-batch.
+    rows; process ``rank`` gets its ``batch_size`` slice of every micro-batch. With ``stages`` (the
+    row's stage, for staged objectives) stage 0 runs its ``epochs`` first, then stage 1, ...; rows are
+    shuffled within their stage only, and a step never mixes stages.
     """
     per_micro = cfg.batch_size * world
     per_step = per_micro * cfg.grad_accum
-    epoch = 0
-    while cfg.max_steps or epoch < cfg.epochs:
-        order = list(range(n_rows))
+
+    def steps(rows: list[int]):
+        order = list(rows)
         rng.shuffle(order)
-        for s in range(0, n_rows - per_step + 1, per_step):  # drop the ragged tail: equal-size steps
+        for s in range(0, len(order) - per_step + 1, per_step):  # drop the ragged tail: equal-size steps
             micro = [order[s + m * per_micro : s + (m + 1) * per_micro] for m in range(cfg.grad_accum)]
             yield [m[rank * cfg.batch_size : (rank + 1) * cfg.batch_size] for m in micro]
+
+    if stages is not None:
+        for stage in sorted(set(stages)):
+            rows = [i for i, s in enumerate(stages) if s == stage]
+            for _ in range(cfg.epochs):
+                yield from ((stage, micro) for micro in steps(rows))
+        return
+    epoch = 0
+    while cfg.max_steps or epoch < cfg.epochs:
+        yield from ((0, micro) for micro in steps(range(n_rows)))
         epoch += 1
 
 
-def _reference(model, encoded, cfg, pad_id, device, run_dir: Path | None, ref_model) -> list[list[torch.Tensor]]:
-    """The cached reference log-probs of the run, computed once (and reused on resume)."""
-    path = run_dir / "reference_logps.pt" if run_dir else None
+def _stages(encoded: list[EncodedRow], objective: Objective) -> list[int] | None:
+    return [int(r.extras["stage"]) for r in encoded] if capability(objective, "staged") else None
+
+
+def _total_steps(cfg: TrainConfig, n_rows: int, per_step: int, stages: list[int] | None) -> int:
+    if stages is None:
+        return cfg.max_steps or (n_rows // per_step) * cfg.epochs
+    staged = sum((stages.count(s) // per_step) * cfg.epochs for s in set(stages))
+    return min(cfg.max_steps, staged) if cfg.max_steps else staged
+
+
+def _reference(model, encoded, cfg, pad_id, device, run_dir: Path | None, ref_model, stage: int = 0) -> list[list[torch.Tensor]]:
+    """The cached reference log-probs of the run, computed once (and reused on resume); a staged
+    objective with ``refresh_reference`` gets one per stage, from the policy at that stage's start."""
+    path = (run_dir / ("reference_logps.pt" if stage == 0 else f"reference_logps-stage{stage}.pt")) if run_dir else None
     if path and path.is_file():
         cached = torch.load(path)
         if len(cached) == len(encoded):
@@ -204,8 +248,9 @@ def _optimizer(model, cfg: TrainConfig, total: int):
 
 def _micro_step(module, objective, encoded, reference, idx, pad_id, device, scale) -> dict[str, float]:
     """Forward + loss + backward for one micro-batch; returns its metrics scaled by ``scale``."""
-    batch = collate([encoded[i] for i in idx], pad_id)
-    policy = shape_for_objective(objective.batch_kind, _forward(module, batch, device), len(idx), batch)
+    scores = capability(objective, "head") is Head.SCORE
+    batch = collate([encoded[i] for i in idx], pad_id, int(capability(objective, "num_heads")))
+    policy = shape_for_objective(objective.batch_kind, _forward(module, batch, device, scores), len(idx), batch)
     ref = None
     if reference is not None:
         cached = [reference[i][j] for j in range(len(encoded[idx[0]].answers)) for i in idx]
@@ -248,16 +293,6 @@ class _Log:
                 h.close()
 
 
-def _check_supported(objective: Objective) -> None:
-    """Refuse, before any work, an objective this loop cannot run yet (reward-model heads; graded and
-    span rows): the objectives exist and are tested on hand-made tensors, the wiring is still open."""
-    if capability(objective, "head") is not Head.LM or objective.batch_kind not in ANSWER_COLUMNS:
-        raise ConfigError(
-            f"objective '{objective.name}' ({capability(objective, 'head').value} head, "
-            f"{objective.batch_kind.value} rows) is not yet supported by the offline loop; it runs "
-            f"{', '.join(k.value for k in ANSWER_COLUMNS)} rows on the language-model head")
-
-
 def train(
     model,
     tokenizer,
@@ -269,69 +304,109 @@ def train(
     progress: Callable[[int, int, dict[str, float]], bool | None] | None = None,
     resume_from: Path | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``rows`` with ``objective``; see the module docstring."""
-    _check_supported(objective)
+    """Train ``model`` in place on ``rows`` with ``objective``; see the module docstring.
+
+    Score-head objectives (reward models) train ``result.model``: a ``ScoreModel`` around ``model``.
+    """
     t0 = time.perf_counter()
+    check_columns(objective, set(rows[0]) if rows else set())
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     acc = _make_accelerator(cfg)
-    world, rank, device = acc.num_processes, acc.process_index, acc.device
+    world, device = acc.num_processes, acc.device
+    model = _trainable(model, objective)
     model.to(device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = encode_rows(tokenizer, rows, objective.batch_kind, cfg.max_length)
+    encoded = encode_for(tokenizer, rows, objective, cfg.max_length)
     per_step = cfg.batch_size * cfg.grad_accum * world
     if len(encoded) < per_step:
         raise ValueError(f"{len(encoded)} rows is fewer than one step's batch ({per_step}); lower train.batch_size")
-    reference = _reference(model, encoded, cfg, pad_id, device, run_dir, ref_model) if objective.needs_reference else None
-    total = cfg.max_steps or (len(encoded) // per_step) * cfg.epochs
+    stages = _stages(encoded, objective)
+    total = _total_steps(cfg, len(encoded), per_step, stages)
     optimizer, scheduler = _optimizer(model, cfg, total)
-    start = 0
+    # Before any resumed weights: the reference is the starting policy (on resume, the run's cache).
+    reference = _reference(model, encoded, cfg, pad_id, device, run_dir, ref_model) if objective.needs_reference else None
+    start, state = 0, None
     if resume_from:
         state = ckpt.load_state(Path(resume_from))
         ckpt.load_weights(model, Path(resume_from))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-    module = acc.prepare(CompletionLogps(model, cfg.logprob_chunk))
-    log = _Log(run_dir, start, cfg.tensorboard, acc.is_main_process)
-    history: list[dict[str, float]] = []
-    model.train()
-    batches = _micro_batches(len(encoded), cfg, rng, world, rank)
+    scores = capability(objective, "head") is Head.SCORE
+    module = acc.prepare(model if scores else CompletionLogps(model, cfg.logprob_chunk))
+    batches = _micro_batches(len(encoded), cfg, rng, world, acc.process_index, stages)
     for _ in range(start):
         next(batches)  # replay the seeded shuffles up to the checkpoint's data position
-    if resume_from:  # after the replay, so the RNG continues exactly as in the uninterrupted run
+    if state:  # after the replay, so the RNG continues exactly as in the uninterrupted run
         torch.set_rng_state(state["torch_rng"])
         rng.setstate(state["python_rng"])
-    step = start
-    for micro in batches:
-        if step >= total:
-            break
-        sums: dict[str, float] = {}
-        for m, idx in enumerate(micro):
-            sync = m == len(micro) - 1  # DDP all-reduces gradients on the last micro-batch only
-            with acc.no_sync(module) if not sync and world > 1 else contextlib.nullcontext():
-                for k, v in _micro_step(module, objective, encoded, reference, idx, pad_id, device, 1 / cfg.grad_accum).items():
-                    sums[k] = sums.get(k, 0.0) + v
-        if world > 1:  # report the global batch's mean, as one process would
-            t = acc.reduce(torch.tensor(list(sums.values()), device=device), reduction="mean")
-            sums = dict(zip(sums, t.tolist(), strict=True))
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        record = {"step": step, **sums, "lr": scheduler.get_last_lr()[0], "grad_norm": float(norm)}
-        history.append(record)
-        if step % cfg.log_every == 0:
-            log.write(record)
-        if run_dir and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and acc.is_main_process:
-            _checkpoint(run_dir, model, optimizer, scheduler, step, rng, cfg)
-        if progress and progress(step, total, record):
-            break  # a progress callback returns True to stop early (e.g. a dev-accuracy target reached)
-    log.close()
+    run = _Run(acc, model, module, objective, encoded, reference, optimizer, scheduler, cfg, pad_id, run_dir, rng)
+    history = run.steps(batches, start, total, progress)
     acc.wait_for_everyone()
     model.eval()
-    return TrainResult(steps=step, seconds=time.perf_counter() - t0, history=history)
+    return TrainResult(steps=start + len(history), seconds=time.perf_counter() - t0, history=history, model=model)
+
+
+@dataclass
+class _Run:
+    """The state one optimizer step touches; ``steps`` is the loop over them."""
+
+    acc: Any
+    model: Any
+    module: Any
+    objective: Objective
+    encoded: list[EncodedRow]
+    reference: list[list[torch.Tensor]] | None
+    optimizer: Any
+    scheduler: Any
+    cfg: TrainConfig
+    pad_id: int
+    run_dir: Path | None
+    rng: random.Random
+
+    def steps(self, batches, start: int, total: int, progress) -> list[dict[str, float]]:
+        cfg, acc, device = self.cfg, self.acc, self.acc.device
+        log = _Log(self.run_dir, start, cfg.tensorboard, acc.is_main_process)
+        history: list[dict[str, float]] = []
+        self.model.train()
+        ref_stage, step = 0, start
+        for stage, micro in batches:
+            if step >= total:
+                break
+            if stage != ref_stage and capability(self.objective, "refresh_reference"):
+                # the policy at the start of this stage is its reference (cached per stage for resume)
+                self.reference = _reference(self.model, self.encoded, cfg, self.pad_id, device, self.run_dir, None, stage)
+                ref_stage = stage
+            sums: dict[str, float] = {}
+            for m, idx in enumerate(micro):
+                sync = m == len(micro) - 1  # DDP all-reduces gradients on the last micro-batch only
+                with acc.no_sync(self.module) if not sync and acc.num_processes > 1 else contextlib.nullcontext():
+                    out = _micro_step(self.module, self.objective, self.encoded, self.reference, idx, self.pad_id,
+                                      device, 1 / cfg.grad_accum)
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + v
+            if acc.num_processes > 1:  # report the global batch's mean, as one process would
+                t = acc.reduce(torch.tensor(list(sums.values()), device=device), reduction="mean")
+                sums = dict(zip(sums, t.tolist(), strict=True))
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record = {"step": step, **sums, "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(norm)}
+            if stage:
+                record["stage"] = stage
+            history.append(record)
+            if step % cfg.log_every == 0:
+                log.write(record)
+            if self.run_dir and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and acc.is_main_process:
+                _checkpoint(self.run_dir, self.model, self.optimizer, self.scheduler, step, self.rng, cfg)
+            if progress and progress(step, total, record):
+                break  # a progress callback returns True to stop early (e.g. a dev-accuracy target reached)
+        log.close()
+        return history
 
 
 def _checkpoint(run_dir: Path, model, optimizer, scheduler, step: int, rng: random.Random, cfg: TrainConfig) -> None:
