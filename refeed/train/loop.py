@@ -310,6 +310,9 @@ def train(
     """
     t0 = time.perf_counter()
     check_columns(objective, set(rows[0]) if rows else set())
+    if run_dir:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     acc = _make_accelerator(cfg)

@@ -14,8 +14,13 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "dpo.yaml"
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_on_the_same_global_batch(tiny_model_dir, pairs_file, tmp_path):
-    common = [str(RECIPE), "--data", str(pairs_file), f"model.path={tiny_model_dir}", "train.max_steps=4",
+@pytest.mark.parametrize("objective", ["dpo", "bradley_terry"])  # the LM head, and a reward model's score head
+def test_two_processes_match_one_on_the_same_global_batch(objective, tiny_model_dir, pairs_file, tmp_path):
+    recipe = RECIPE
+    if objective != "dpo":
+        recipe = tmp_path / f"{objective}.yaml"
+        recipe.write_text(f"objective:\n  name: {objective}\n")
+    common = [str(recipe), "--data", str(pairs_file), f"model.path={tiny_model_dir}", "train.max_steps=4",
               f"run_root={tmp_path}", "train.checkpoint_every=0", "train.lr=1e-3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = [sys.executable, "-m", "refeed", "train", *common, "train.batch_size=8", "name=single"]
@@ -31,3 +36,5 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_model_dir, pairs_
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
     assert one[-1]["loss"] != pytest.approx(one[0]["loss"])  # the model did train
+    if objective == "bradley_terry":  # the process that saved the run wrote the trained head
+        assert (tmp_path / "ddp" / "model" / "score_head.safetensors").is_file()

@@ -48,3 +48,30 @@ def test_resume_from_a_directory_that_is_no_checkpoint_is_refused(tiny_model_dir
     res = CliRunner().invoke(main, ["train", str(RECIPE), "--data", str(pairs_file), f"model.path={tiny_model_dir}",
                                     "--resume", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+@pytest.mark.slow
+def test_staged_run_resumes_inside_a_later_stage_with_that_stages_reference(tiny_model_dir, tmp_path):
+    """Curry-DPO (iterative): stage 1's reference is the policy at the end of stage 0. A run stopped
+    in stage 1 and resumed from its checkpoint (fresh process state, fresh model) must log the same
+    losses as the uninterrupted run, so the per-stage reference must come back from the run's cache."""
+    from refeed.models import load
+    from refeed.objectives import build
+    from refeed.train.loop import TrainConfig, train
+
+    rows = [{"prompt": f"Greet {n}.", "chosen": "hi", "rejected": r, "stage": s}
+            for s, r in ((0, "go away"), (1, "yo")) for n in range(16)]
+    cfg = TrainConfig(lr=1e-3, batch_size=4, checkpoint_every=2, keep_checkpoints=0)
+    objective = build("curry_dpo", {"beta": 0.5})
+    model, tok = load(tiny_model_dir)
+    full = train(model, tok, rows, objective, cfg, run_dir=tmp_path / "full")
+    assert [r.get("stage", 0) for r in full.history] == [0] * 4 + [1] * 4  # stage 0 first, whole
+    assert (tmp_path / "full" / "reference_logps-stage1.pt").is_file()
+
+    model, tok = load(tiny_model_dir)
+    train(model, tok, rows, objective, cfg, run_dir=tmp_path / "cut", progress=lambda step, total, rec: step == 6)
+    model, tok = load(tiny_model_dir)
+    rest = train(model, tok, rows, objective, cfg, run_dir=tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoint-6")
+    assert [r["step"] for r in rest.history] == [7, 8]
+    for x, y in zip(full.history[6:], rest.history, strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-6, abs=1e-7)
