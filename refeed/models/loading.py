@@ -37,12 +37,43 @@ def load_tokenizer(name_or_path: str | Path):
     return _load(AutoTokenizer.from_pretrained, name_or_path)
 
 
-def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
-    """Load a causal LM for training or sampling, on ``device`` in ``dtype``."""
+def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu", quantization: str = ""):
+    """Load a causal LM for training or sampling, on ``device`` in ``dtype``.
+
+    ``quantization`` "4bit" (NF4, the QLoRA recipe) or "8bit" loads the weights through bitsandbytes,
+    which needs a CUDA device; train such a model with LoRA adapters only.
+    """
     from transformers import AutoModelForCausalLM
 
-    model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, need_config=True, dtype=resolve_dtype(dtype, device))
-    return model.to(device)
+    if not quantization:
+        model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, need_config=True, dtype=resolve_dtype(dtype, device))
+        return model.to(device)
+    model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, need_config=True,
+                  quantization_config=quantization_config(quantization, device), device_map={"": device},
+                  dtype=resolve_dtype(dtype, device))
+    return model
+
+
+def quantization_config(kind: str, device: str):
+    """transformers' ``BitsAndBytesConfig`` for ``kind``; refused with the fix when it cannot work here."""
+    import importlib.util
+
+    import torch
+
+    if kind not in ("4bit", "8bit"):
+        raise ValueError(f"model.quantization must be '', '4bit' or '8bit', got '{kind}'")
+    if not (device.startswith("cuda") and torch.cuda.is_available()):
+        raise ValueError(f"model.quantization={kind} (QLoRA) needs a CUDA GPU; on this machine use full "
+                         f"precision with LoRA (model.lora.r=16) or no quantization")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError(f"model.quantization={kind} needs bitsandbytes: pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    if kind == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
 
 
 def load(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):

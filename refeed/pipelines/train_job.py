@@ -40,6 +40,11 @@ class ModelSection:
     path: str = ""  # a model directory or hub id; empty: the built-in tiny model (pretrained, cached)
     dtype: str = "float32"  # weights as loaded; bf16 autocast on GPU comes from train.dtype
     lora: LoraSection = field(default_factory=LoraSection)
+    quantization: str = ""  # "4bit" (QLoRA: NF4 base weights + LoRA adapters) or "8bit"; CUDA + bitsandbytes only
+
+    def __post_init__(self) -> None:
+        if self.quantization and self.lora.r <= 0:
+            raise ValueError(f"model.quantization={self.quantization} trains adapters only: set model.lora.r (e.g. 16)")
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,21 @@ def _model(cfg: TrainJobConfig):
     from refeed.pipelines.pretrain import pretrain
 
     path = cfg.model.path or str(pretrain(cfg.pretrain).model_dir)
-    model, tok = load(path, dtype=cfg.model.dtype)
+    if cfg.model.quantization:
+        from refeed.models import load_model, load_tokenizer
+        from refeed.models.loading import quantization_config
+
+        device = "cuda" if cfg.train.device == "auto" else cfg.train.device
+        try:
+            quantization_config(cfg.model.quantization, device)  # refuse before any loading
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(load_model(path, cfg.model.dtype, device, cfg.model.quantization))
+        tok = load_tokenizer(path)
+    else:
+        model, tok = load(path, dtype=cfg.model.dtype)
     if cfg.model.lora.r > 0:
         from peft import LoraConfig, get_peft_model
 
@@ -139,7 +158,7 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
                "report": str(run_dir / "report.html")}
     if is_main_process(cfg.train):  # under accelerate launch, one process writes the run's outputs
         final = run_dir / "model"
-        _merged(result.model, cfg.model.lora.r > 0).save_pretrained(final)
+        _merged(result.model, cfg.model.lora.r > 0 and not cfg.model.quantization).save_pretrained(final)  # QLoRA: the adapters
         tok.save_pretrained(final)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(run_dir, _all_history(run_dir), summary)
