@@ -246,7 +246,7 @@ def _optimizer(model, cfg: TrainConfig, total: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total))
 
 
-def _micro_step(module, objective, encoded, reference, idx, pad_id, device, scale) -> dict[str, float]:
+def _micro_step(acc, module, objective, encoded, reference, idx, pad_id, device, scale) -> dict[str, float]:
     """Forward + loss + backward for one micro-batch; returns its metrics scaled by ``scale``."""
     scores = capability(objective, "head") is Head.SCORE
     batch = collate([encoded[i] for i in idx], pad_id, int(capability(objective, "num_heads")))
@@ -258,7 +258,7 @@ def _micro_step(module, objective, encoded, reference, idx, pad_id, device, scal
         ref = shape_for_objective(objective.batch_kind, ref_lp, len(idx), batch)
     extras = {k: v.to(device) for k, v in batch.items() if k not in ("input_ids", "attention_mask", "completion_mask")}
     out = objective.loss(policy, ref, extras)
-    (out.loss * scale).backward()
+    acc.backward(out.loss * scale)  # accelerate's backward: loss scaling, DeepSpeed's engine
     return {k: float(v.detach() if torch.is_tensor(v) else v) * scale for k, v in {"loss": out.loss, **out.metrics}.items()}
 
 
@@ -337,7 +337,9 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
     scores = capability(objective, "head") is Head.SCORE
-    module = acc.prepare(model if scores else CompletionLogps(model, cfg.logprob_chunk))
+    # The optimizer goes through prepare with the module (DeepSpeed needs both; FSDP re-points it at
+    # the sharded parameters); the scheduler does not: the loop steps it once per optimizer step.
+    module, optimizer = acc.prepare(model if scores else CompletionLogps(model, cfg.logprob_chunk), optimizer)
     batches = _micro_batches(len(encoded), cfg, rng, world, acc.process_index, stages)
     for _ in range(start):
         next(batches)  # replay the seeded shuffles up to the checkpoint's data position
@@ -385,15 +387,15 @@ class _Run:
             for m, idx in enumerate(micro):
                 sync = m == len(micro) - 1  # DDP all-reduces gradients on the last micro-batch only
                 with acc.no_sync(self.module) if not sync and acc.num_processes > 1 else contextlib.nullcontext():
-                    out = _micro_step(self.module, self.objective, self.encoded, self.reference, idx, self.pad_id,
+                    out = _micro_step(acc, self.module, self.objective, self.encoded, self.reference, idx, self.pad_id,
                                       device, 1 / cfg.grad_accum)
                     for k, v in out.items():
                         sums[k] = sums.get(k, 0.0) + v
             if acc.num_processes > 1:  # report the global batch's mean, as one process would
                 t = acc.reduce(torch.tensor(list(sums.values()), device=device), reduction="mean")
                 sums = dict(zip(sums, t.tolist(), strict=True))
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+            params = [p for p in self.module.parameters() if p.requires_grad]
+            norm = acc.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
