@@ -5,8 +5,8 @@
 
 Feedback rows are preferences between two logged answers (the pair builder's input), written with
 ``Store.write_batch`` in batches of ``--batch`` (each batch one transaction; its interactions included).
-Reports rows/s of wall time and of process CPU time, and the ``preference_pairs`` build time over all of
-it. Writes bench/results/store_ingest-<backend>.json with the machine and its load.
+Reports rows/s of wall time and of process CPU time, and the ``preference_pairs`` build time (wall and
+CPU) over all of it. Writes bench/results/store_ingest-<backend>.json with the machine and its load.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url, server = _url(args.backend, tmp)
         store = Store(url)
+        load_at_start = os.getloadavg()[0]
         t0, c0, written = time.perf_counter(), time.process_time(), 0
         for start in range(0, args.rows, args.batch):
             items = []
@@ -56,9 +57,9 @@ def main() -> None:
             store.write_batch(items)
             written += len(items) // 3
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         pairs = preference_pairs(store, sources=["preference"])
-        build = time.perf_counter() - t1
+        build, build_cpu = time.perf_counter() - t1, time.process_time() - c1
         store.close()
         if server is not None:
             server.cleanup()
@@ -66,8 +67,9 @@ def main() -> None:
         "backend": args.backend, "feedback_rows": written, "interactions": 2 * written, "batch": args.batch,
         "feedback_rows_per_s_wall": round(written / wall), "feedback_rows_per_s_cpu": round(written / cpu),
         "records_per_s_wall": round(3 * written / wall), "write_seconds": round(wall, 1),
-        "pair_build_seconds": round(build, 1), "pairs": pairs.num_rows,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load_average_1m_at_end": os.getloadavg()[0],
+        "pair_build_seconds": round(build, 1), "pair_build_cpu_seconds": round(build_cpu, 1),
+        "pairs": pairs.num_rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_1m_at_start": load_at_start, "load_average_1m_at_end": os.getloadavg()[0],
     }
     print(json.dumps(result))
     out = Path(__file__).parent / "results" / f"store_ingest-{args.backend}.json"

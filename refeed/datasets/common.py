@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from refeed.types import Answer, Feedback
+from refeed.types import Answer
+
+if TYPE_CHECKING:
+    from refeed.store.records import FeedbackView
 
 
 @dataclass
@@ -29,17 +34,38 @@ class BuildReport:
         return d
 
 
+def builder(fn: Callable) -> Callable:
+    """Run a builder with CPython's cyclic garbage collector paused (and resumed after, if it was on).
+
+    A build keeps millions of small containers alive until its Dataset is made (read rows, votes, output
+    rows), and each full collection walks all of them again: a third of the CPU time of a 1M-row pair
+    build. Builders make no reference cycles, so nothing is left for the collector to find; reference
+    counting still frees everything as usual. The pause is process-wide, so other threads' cycles wait
+    until the build ends.
+    """
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        was_on = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_on:
+                gc.enable()
+
+    return run
+
+
 def load(
     store, kinds: Iterable[str], project: str | None = None
-) -> tuple[list[Feedback], dict[str, Answer]]:
-    """Active feedback of ``kinds`` and every answer it names (``refeed.types.Answer``), read page by page."""
-    fbs = list(store.iter_feedback(kinds=list(kinds), project=project, page_size=5000))
-    ids = set()
-    for fb in fbs:
-        if fb.interaction_id:
-            ids.add(fb.interaction_id)
-        ids.update(t["interaction_id"] for t in fb.targets)
-    return fbs, store.answers(ids, project=project)
+) -> tuple[list[FeedbackView], dict[str, Answer]]:
+    """Active feedback of ``kinds``, oldest first, and every answer it names (``refeed.types.Answer``).
+
+    ``Store.builder_input``: the fields of ``Feedback`` builders use, read set-wise (a few queries, not
+    pages of full records), so a million rows take seconds. Payload dicts may be shared: read them only.
+    """
+    return store.builder_input(kinds, project=project)
 
 
 def text_hash(text: str) -> str:

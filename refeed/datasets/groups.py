@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from refeed.datasets.common import BuildReport, load, to_dataset
+from refeed.datasets.common import BuildReport, builder, load, to_dataset
 
 
+@builder
 def ranked_groups(store, *, project: str | None = None):
     """``prompt``, ``completions`` (best first) and ``ranks`` (1 = best, ties share a rank) per ranking,
     for groupwise losses (Plackett–Luce)."""
@@ -29,6 +30,7 @@ def ranked_groups(store, *, project: str | None = None):
     return to_dataset(rows, report, ["prompt", "completions", "ranks"])
 
 
+@builder
 def principle_jobs(store, *, project: str | None = None):
     """One row per active principle: the rule, its scope (``applies_when`` / ``not_when``) and the prompt it
     was born from, if any. C3PO generates in-scope and out-of-scope prompts from these."""

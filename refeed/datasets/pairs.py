@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations
 
-from refeed.datasets.common import BuildReport, load, text_hash, to_dataset
+from refeed.datasets.common import BuildReport, builder, load, text_hash, to_dataset
 
 SOURCES = ("preference", "ranking", "rating", "edit", "outcome")
 
 
+@builder
 def preference_pairs(
     store,
     *,
@@ -113,12 +114,16 @@ def _graded(fbs, inter, min_gap, source, vote, scale_of, score=lambda fb: fb.sco
 def _resolve(votes, inter, report):
     rows, multi, agreeing = [], 0, 0
     for (_, _texts), vs in votes.items():
+        if len(vs) == 1:  # the common case: one vote, so no tally, no contradiction, nothing dropped
+            win, lose, margin, source, ids = vs[0]
+            report.by_source[source] += 1
+            rows.append(_row(inter, win, lose, vs, source, {*ids.split(","), win, lose}))
+            continue
         tally = defaultdict(list)
         for v in vs:
             tally[inter[v[0]].completion].append(v)
-        if len(vs) > 1:
-            multi += 1
-            agreeing += len(tally) == 1
+        multi += 1
+        agreeing += len(tally) == 1
         if len(tally) > 1:
             counts = sorted((len(v), text_hash(t)) for t, v in tally.items())
             report.contradictions.append(
@@ -132,20 +137,23 @@ def _resolve(votes, inter, report):
                 report.dropped["contradiction with an even vote"] += 1
                 continue
         winner_votes = max(tally.values(), key=len)
-        if len(vs) > len(winner_votes) or len(vs) > 1:
-            report.dropped["duplicate or outvoted"] += len(vs) - 1
-        win, lose, margin, source, _ = winner_votes[0]
-        margins = [v[2] for v in winner_votes if v[2] is not None]
+        report.dropped["duplicate or outvoted"] += len(vs) - 1
+        win, lose, _, source, _ = winner_votes[0]
         report.by_source[source] += 1
-        rows.append(
-            {
-                "prompt": inter[win].messages,
-                "chosen": inter[win].completion,
-                "rejected": inter[lose].completion,
-                "margin": sum(margins) / len(margins) if margins else None,
-                "source": source,
-                "source_ids": sorted({x for v in vs for x in v[4].split(",")} | {win, lose}),
-            }
-        )
+        ids = {x for v in vs for x in v[4].split(",")} | {win, lose}
+        rows.append(_row(inter, win, lose, winner_votes, source, ids))
     report.agreement = agreeing / multi if multi else None
     return rows
+
+
+def _row(inter, win, lose, winner_votes, source, ids):
+    """One pair: the first winning vote's answers, the mean margin of the winning votes, every id involved."""
+    margins = [v[2] for v in winner_votes if v[2] is not None]
+    return {
+        "prompt": inter[win].messages,
+        "chosen": inter[win].completion,
+        "rejected": inter[lose].completion,
+        "margin": sum(margins) / len(margins) if margins else None,
+        "source": source,
+        "source_ids": sorted(ids),
+    }

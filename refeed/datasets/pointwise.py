@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from refeed.datasets.common import BuildReport, load, to_dataset
+from refeed.datasets.common import BuildReport, builder, load, to_dataset
 
 
 def _norm(fb) -> float:
@@ -15,6 +15,7 @@ def _norm(fb) -> float:
     return (fb.score - lo) / (hi - lo)
 
 
+@builder
 def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | None = None):
     """TRL "unpaired preference" rows (``prompt``, ``completion``, ``label``) for KTO / BCO.
 
@@ -55,6 +56,7 @@ def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | Non
     return to_dataset(rows, report, ["prompt", "completion", "label"])
 
 
+@builder
 def sft_rows(store, *, min_rating: float = 0.8, project: str | None = None):
     """TRL prompt-completion rows from edits (the corrected answer) and top-rated answers with no
     error span and no negative rating."""
@@ -105,12 +107,14 @@ def _one_row_per_feedback(store, kind: str, builder: str, columns: dict, project
     return to_dataset(rows, report, ["prompt", "completion", *columns])
 
 
+@builder
 def critique_triplets(store, *, project: str | None = None):
     """(prompt, completion, critique) rows for text-feedback methods (ILF and kin)."""
     columns = {"critique": lambda fb: fb.text, "aspect": lambda fb: fb.payload.get("aspect")}
     return _one_row_per_feedback(store, "critique", "critique_triplets", columns, project)
 
 
+@builder
 def span_labels(store, *, project: str | None = None):
     """Span annotations per answer for fine-grained reward models: ``spans`` = [{start, end, category,
     severity}] in code points of ``completion``; several span feedbacks on one answer are merged."""
@@ -136,12 +140,14 @@ def span_labels(store, *, project: str | None = None):
     return to_dataset(rows, report, ["prompt", "completion", "spans"])
 
 
+@builder
 def followups(store, *, project: str | None = None):
     """(prompt, completion, followup, label) rows for FLR: the user's next message after an answer."""
     columns = {"followup": lambda fb: fb.text, "label": lambda fb: fb.label}
     return _one_row_per_feedback(store, "followup", "followups", columns, project)
 
 
+@builder
 def observational(store, *, project: str | None = None):
     """Implicit signals with their logging propensity for CausalRM: ``signal``, ``value``, ``propensity``
     (None where the logger did not record one; CausalRM then needs an estimate)."""

@@ -11,7 +11,8 @@ import hashlib
 import json
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from refeed.store import schemas
 from refeed.store.errors import ValidationFailed
@@ -21,10 +22,12 @@ from refeed.types import Feedback, FeedbackKind, Interaction, Source, new_id
 _VOLATILE = ("id", "created_at", "idempotency_key", "status", "context_hash")
 
 
+# json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str), without building an encoder per call.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def canonical_hash(obj: Any) -> str:
-    return hashlib.sha256(
-        json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
+    return hashlib.sha256(_canonical(obj).encode()).hexdigest()
 
 
 def context_hash(messages: list[dict]) -> str:
@@ -35,11 +38,16 @@ def context_hash(messages: list[dict]) -> str:
 def request_hash(record: Interaction | Feedback) -> str:
     """sha256 of what a record says; span quotes are left out (the store derives them), so a record
     read back or exported hashes like the call that wrote it."""
-    body = {f.name: getattr(record, f.name) for f in fields(record) if f.name not in _VOLATILE}
+    body = {name: getattr(record, name) for name in _hashed_fields(type(record))}
     if isinstance(body.get("payload"), dict) and body["payload"].get("spans"):
         body["payload"] = {**body["payload"], "spans": [{k: v for k, v in sp.items() if k != "quote"}
                                                         for sp in body["payload"]["spans"]]}
     return canonical_hash(body)
+
+
+@cache
+def _hashed_fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in _VOLATILE)
 
 
 def now() -> datetime:
@@ -224,19 +232,7 @@ def feedback_rows(rec: Feedback, project_id: str, actor_id: str, completion: str
 
 
 def feedback_from_row(r, targets: list, spans: list, author: str | None) -> Feedback:
-    payload = dict(r.payload)
-    if r.kind == "span":
-        payload["spans"] = [
-            {
-                "start": s.start_cp,
-                "end": s.end_cp,
-                "quote": s.quote,
-                "category": s.category,
-                "severity": s.severity,
-                "comment": s.comment,
-            }
-            for s in sorted(spans, key=lambda s: s.ordinal)
-        ]
+    payload = span_payload(r.payload, spans) if r.kind == "span" else dict(r.payload)
     return Feedback(
         kind=FeedbackKind(r.kind),
         interaction_id=r.interaction_id,
@@ -255,6 +251,48 @@ def feedback_from_row(r, targets: list, spans: list, author: str | None) -> Feed
             for t in sorted(targets, key=lambda t: (t.position, t.interaction_id))
         ],
     )
+
+
+class FeedbackView(NamedTuple):
+    """What dataset builders read of one active feedback row (``Store.builder_input``).
+
+    The fields of ``Feedback`` that builders use, with the same values (``targets`` sorted the same way,
+    span payloads with their spans), and none of author, source, status, key or timestamps. A plain tuple:
+    a million of them cost a fraction of a million ``Feedback`` records. Views whose payloads are equal
+    share one payload dict, so treat it as read-only.
+    """
+
+    id: str
+    kind: FeedbackKind
+    interaction_id: str | None
+    score: float | None
+    label: str | None
+    text: str | None
+    payload: dict[str, Any]
+    targets: list[dict[str, Any]]
+
+
+def span_payload(payload: dict, spans: list) -> dict:
+    """A span feedback's payload as ``Feedback.payload`` holds it: the stored rest plus its spans in order."""
+    return {
+        **payload,
+        "spans": [
+            {
+                "start": s.start_cp,
+                "end": s.end_cp,
+                "quote": s.quote,
+                "category": s.category,
+                "severity": s.severity,
+                "comment": s.comment,
+            }
+            for s in sorted(spans, key=lambda s: s.ordinal)
+        ],
+    }
+
+
+def target_order(t: dict) -> tuple:
+    """How a record's targets are ordered: by position, then interaction id."""
+    return t["position"], t["interaction_id"]
 
 
 def _utc(dt: datetime | None) -> datetime | None:

@@ -10,9 +10,11 @@ the caller.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -79,8 +81,46 @@ def _write(conn: Connection, project_id: str, items: list) -> list[str]:
         (FeedbackSpan, s_rows),
     ):
         if rows:
-            conn.execute(insert(table), rows)
+            _insert_many(conn, table.__table__, rows)
     return [replay.get(r.id, r.id) for r in items]
+
+
+def _insert_many(conn: Connection, table, rows: list[dict]) -> None:
+    """``conn.execute(insert(table), rows)`` for rows with one set of keys, minus its per-row bookkeeping.
+
+    The same SQL and the same values: the statement is compiled once per table and key set, each value
+    goes through its column type's bind processor (JSON, datetimes), and the DBAPI's executemany runs it.
+    SQLAlchemy's own path rebuilds a parameter dict per row, a sixth of the write path's CPU at 5,000 rows.
+    The rows are updated in place (they are this module's, made for this one insert).
+    """
+    first = rows[0].keys()
+    if any(r.keys() != first for r in rows):
+        conn.execute(insert(table), rows)  # mixed key sets: let SQLAlchemy sort them out
+        return
+    sql, names, procs = _compiled_insert(conn.dialect, table, tuple(first))
+    for k, p in procs:
+        for r in rows:
+            r[k] = p(r[k])
+    if conn.dialect.positional:
+        params = list(map(itemgetter(*names), rows))
+    else:
+        params = [{name: r[k] for name, k in names} for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_insert(dialect, table, keys: tuple[str, ...]):
+    """(SQL, the keys in placeholder order or (placeholder name, key) pairs, [(key, bind processor)])."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    key_of = {compiled.bind_names[b]: b.key for b in compiled.binds.values()}
+    if len(keys) < 2 or set(key_of.values()) != set(keys):
+        raise StoreError(f"insert into {table.name}: the compiled statement binds {sorted(key_of.values())}")
+    if dialect.positional:
+        names = tuple(key_of[n] for n in compiled.positiontup)
+    else:
+        names = tuple((compiled.escaped_bind_names.get(n, n), k) for n, k in key_of.items())
+    procs = [(k, p) for k in keys if (p := table.c[k].type.dialect_impl(dialect).bind_processor(dialect))]
+    return compiled.string, names, procs
 
 
 def _referenced_first(recs: list[Interaction]) -> list[Interaction]:
