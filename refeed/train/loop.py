@@ -401,7 +401,7 @@ class _Run:
             self.optimizer.zero_grad(set_to_none=True)
             step += 1
             record = {"step": step, **sums, "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(norm)}
-            if stage:
+            if capability(self.objective, "staged"):
                 record["stage"] = stage
             history.append(record)
             if step % cfg.log_every == 0:

@@ -251,7 +251,7 @@ def test_curry_dpo_trains_stages_in_order_with_a_fresh_reference(tiny, tmp_path)
     rows = [r for n in NAMES for r in curry_pairs(_prompt(n), ["hi", "yo", "go"], [2.0, 1.0, 0.0])]
     before = (_gap(model, tok, "hi", "go"), _gap(model, tok, "hi", "yo"))
     history = train(model, tok, rows, build("curry_dpo", {"beta": 0.5}), _cfg(), run_dir=tmp_path).history
-    stages = [r.get("stage", 0) for r in history]
+    stages = [r["stage"] for r in history]
     assert stages == [0] * 12 + [1] * 12, stages
     assert (tmp_path / "reference_logps.pt").is_file() and (tmp_path / "reference_logps-stage1.pt").is_file()
     assert history[11]["rewards/margin"] > 1.0 and abs(history[12]["rewards/margin"]) < 1e-3, history

@@ -65,7 +65,7 @@ def test_staged_run_resumes_inside_a_later_stage_with_that_stages_reference(tiny
     objective = build("curry_dpo", {"beta": 0.5})
     model, tok = load(tiny_model_dir)
     full = train(model, tok, rows, objective, cfg, run_dir=tmp_path / "full")
-    assert [r.get("stage", 0) for r in full.history] == [0] * 4 + [1] * 4  # stage 0 first, whole
+    assert [r["stage"] for r in full.history] == [0] * 4 + [1] * 4  # stage 0 first, whole
     assert (tmp_path / "full" / "reference_logps-stage1.pt").is_file()
 
     model, tok = load(tiny_model_dir)
