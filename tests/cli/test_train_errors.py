@@ -31,7 +31,9 @@ def thumbs_file(tmp_path):
     ],
 )
 def test_bad_train_input_is_refused_with_the_fix(args, message, thumbs_file, tiny_model_dir, tmp_path):
-    res = CliRunner().invoke(main, ["train", "recipes/dpo.yaml", "--data", str(thumbs_file),
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("objective:\n  name: dpo\n")  # overrides switch the objective without stale keys
+    res = CliRunner().invoke(main, ["train", str(recipe), "--data", str(thumbs_file),
                                     f"model.path={tiny_model_dir}", f"run_root={tmp_path}", *args])
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split()), res.output  # click wraps long lines
@@ -42,6 +44,6 @@ def test_a_column_missing_from_one_row_names_the_row(tiny_model_dir, tmp_path):
     path = tmp_path / "c3po.jsonl"
     rows = [{"prompt": "p", "chosen": "a", "rejected": "b", "scope": 0}] * 3 + [{"prompt": "p", "chosen": "a", "rejected": "b", "scope": None}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    res = CliRunner().invoke(main, ["train", "recipes/dpo.yaml", "--data", str(path), "objective.name=c3po",
-                                    "objective.beta=0.1", f"model.path={tiny_model_dir}", f"run_root={tmp_path}"])
+    res = CliRunner().invoke(main, ["train", "recipes/c3po.yaml", "--data", str(path),
+                                    f"model.path={tiny_model_dir}", f"run_root={tmp_path}"])
     assert res.exit_code == 2 and "row 3: column 'scope' must be a number" in res.output, res.output
