@@ -16,6 +16,7 @@ from refeed.datasets.pointwise import (
     span_labels,
     unpaired,
 )
+from refeed.datasets.signals import causal_rows, graded_levels
 from refeed.datasets.split import split_by_prompt
 
 BUILDERS = {
@@ -27,6 +28,8 @@ BUILDERS = {
     "spans": span_labels,
     "followups": followups,
     "observational": observational,
+    "causal": causal_rows,
+    "graded": graded_levels,
     "principles": principle_jobs,
 }
 
@@ -34,6 +37,8 @@ __all__ = [
     "BUILDERS",
     "BuildReport",
     "build_report",
+    "causal_rows",
+    "graded_levels",
     "critique_triplets",
     "followups",
     "observational",

@@ -11,7 +11,8 @@ Sources, each switchable through ``sources``:
 
 Votes on the same two texts are aggregated by majority; A ≻ B and B ≻ A are reported as a
 contradiction, and dropped when the vote is even. Duplicates (same prompt, chosen and rejected text)
-collapse into one row. ``order="curriculum"`` sorts easy → hard by margin (Curry-DPO).
+collapse into one row. ``order="curriculum"`` sorts easy → hard by margin and adds ``stage``: the pair's
+rank among its prompt's pairs, easiest 0 (Curry-DPO trains stage 0, then 1, ...).
 """
 
 from __future__ import annotations
@@ -79,8 +80,18 @@ def preference_pairs(
     )
     rows = _resolve(votes, inter, report)
     if order == "curriculum":
-        rows.sort(key=lambda r: -(r["margin"] if r["margin"] is not None else 0.0))
+        return to_dataset(_stages(rows, inter), report, ["prompt", "chosen", "rejected", "margin", "source", "stage"])
     return to_dataset(rows, report, ["prompt", "chosen", "rejected", "margin", "source"])
+
+
+def _stages(rows, inter):
+    """Curry-DPO's order: easiest (largest margin) first, and ``stage`` k = the k-th easiest pair of its prompt."""
+    rows.sort(key=lambda r: -(r["margin"] if r["margin"] is not None else 0.0))
+    seen = defaultdict(int)
+    for r in rows:
+        prompt = next(inter[i].context_hash for i in r["source_ids"] if i in inter)
+        r["stage"], seen[prompt] = seen[prompt], seen[prompt] + 1
+    return rows
 
 
 def _ranking_pairs(targets, mode):

@@ -17,7 +17,8 @@ def _norm(fb) -> float:
 
 @builder
 def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | None = None):
-    """TRL "unpaired preference" rows (``prompt``, ``completion``, ``label``) for KTO / BCO.
+    """TRL "unpaired preference" rows (``prompt``, ``completion``, ``label``) for KTO / BCO, plus
+    ``correct_rate`` (the share of desirable answers among the prompt's rows) for NFT.
 
     A rating normalised to [0, 1] (thumbs up = 1) at or above ``good`` is desirable, at or below
     ``bad`` undesirable, in between dropped; several raters of one answer are averaged first. Verifier
@@ -37,7 +38,7 @@ def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | Non
             votes[fb.interaction_id].append((0.0, fb.id))
         elif kind == "edit" and fb.payload.get("edited_interaction_id") in inter:
             votes[fb.payload["edited_interaction_id"]].append((1.0, fb.id))
-    rows = []
+    rows, per_prompt = [], defaultdict(list)  # context -> labels, for correct_rate
     for iid, vs in votes.items():
         mean = sum(v for v, _ in vs) / len(vs)
         if bad < mean < good:
@@ -45,15 +46,20 @@ def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | Non
             continue
         report.by_source["desirable" if mean >= good else "undesirable"] += 1
         i = inter[iid]
+        per_prompt[i.context_hash].append(mean >= good)
         rows.append(
             {
                 "prompt": i.messages,
                 "completion": i.completion,
                 "label": mean >= good,
+                "context": i.context_hash,
                 "source_ids": sorted({f for _, f in vs} | {iid}),
             }
         )
-    return to_dataset(rows, report, ["prompt", "completion", "label"])
+    for r in rows:  # NFT's r: the share of desirable answers among the prompt's labelled answers
+        labels = per_prompt[r.pop("context")]
+        r["correct_rate"] = sum(labels) / len(labels)
+    return to_dataset(rows, report, ["prompt", "completion", "label", "correct_rate"])
 
 
 @builder
