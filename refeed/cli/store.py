@@ -118,19 +118,24 @@ def revoke_key(key, url):
 
 @main.command()
 @click.argument("kind", type=click.Choice(list(BUILDERS)))
+@click.argument("params", nargs=-1)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="a .parquet or .jsonl file")
 @click.option("--split-by", type=click.Choice(["prompt", "none"]), default="none", show_default=True)
 @click.option("--eval-fraction", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @url_option
 @project_option
-def build(kind, out, split_by, eval_fraction, seed, url, project):
+def build(kind, params, out, split_by, eval_fraction, seed, url, project):
     """Build a training dataset of KIND from the store and write it to OUT (eval split beside it).
+
+    PARAMS are the builder's options as key=value (YAML values), e.g. order=curriculum min_gap=2
+    for pairs, or ladder=[click,copy,thumbs_up] for graded.
 
     \b
     Example:
       refeed build pairs --out pairs.parquet --split-by prompt --eval-fraction 0.1
       refeed train recipes/dpo.yaml --data pairs.parquet
+      refeed build pairs order=curriculum --out curriculum.jsonl   # Curry-DPO's stages
     """
     from pathlib import Path
 
@@ -138,7 +143,8 @@ def build(kind, out, split_by, eval_fraction, seed, url, project):
 
     if not out.endswith((".parquet", ".jsonl")):
         raise click.UsageError(f"--out must end in .parquet or .jsonl, got {out!r}")
-    ds = _guard(BUILDERS[kind], _open(url, project), project=project)
+    options = _builder_options(BUILDERS[kind], params)
+    ds = _guard(BUILDERS[kind], _open(url, project), project=project, **options)
     parts = {"train": ds}
     if split_by == "prompt":
         column = "prompt" if "prompt" in ds.column_names else ds.column_names[0]
@@ -156,3 +162,20 @@ def build(kind, out, split_by, eval_fraction, seed, url, project):
     report = build_report(ds)
     report["contradictions"] = len(report["contradictions"])
     click.echo(json.dumps(report))
+
+
+def _builder_options(fn, params) -> dict:
+    """``key=value`` words -> keyword arguments of builder ``fn``; an unknown key names the valid ones."""
+    import inspect
+
+    import yaml
+
+    valid = [n for n, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY and n != "project"]
+    out = {}
+    for word in params:
+        key, eq, value = word.partition("=")
+        if not eq or key not in valid:
+            raise click.UsageError(f"'{word}' is not an option of this builder; its options are "
+                                   f"{', '.join(f'{v}=...' for v in valid) or 'none'}")
+        out[key] = yaml.safe_load(value)
+    return out
