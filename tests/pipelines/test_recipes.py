@@ -97,3 +97,16 @@ def test_recipe_trains_two_steps(name, tiny_model_dir, tmp_path):
         rm = load_reward_model(run / "model")
         rewards = score(rm, [_prompt("eve"), _prompt("fay")], ["Hello! Nice day.", "Go. Bad day."])
         assert rewards.shape == (2,) and all(math.isfinite(r) for r in rewards.tolist()), rewards
+
+
+def test_every_objective_is_in_the_objectives_doc_with_its_columns():
+    """docs/objectives.md lists every registered objective with every column its rows need."""
+    from refeed.objectives import OBJECTIVES, build
+    from refeed.train.batching import required_columns
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "objectives.md").read_text()
+    lines = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines() if line.startswith("| `")}
+    assert set(lines) == set(OBJECTIVES)
+    for name in OBJECTIVES:
+        needed = required_columns(build(name, {}))
+        assert all(c in lines[name] for c in needed), (name, needed)
