@@ -8,8 +8,10 @@ Starts a real server process (``refeed serve``: uvicorn, the built-in tiny model
 interactions, then sends single feedback writes (``POST /v1/feedback``, a thumbs each with its own
 idempotency key) over keep-alive connections, ``--concurrency`` requests in flight, each load bounded
 by ``--requests`` and ``--seconds``. Reports requests/s, p50 / p99 latency and the server's CPU time
-per request, checks that every 2xx is a stored row, and writes bench/results/serve_load.json (one
-entry per backend) with the machine and its load.
+per request (and, for the throwaway PostgreSQL server, the database's CPU time per request and
+requests per committed transaction), checks that every 2xx is a stored row, and writes
+bench/results/serve_load.json (one entry per backend, or per ``--label``) with the machine and its
+load. A load's first non-2xx answer is kept in ``first_error``.
 
 The load generator is a minimal HTTP/1.1 client on raw asyncio streams: client and server share the
 machine's cores, and httpx's own cost (about 3.7 ms of CPU per request here) would be measured
@@ -33,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-async def _connection(port: int, key: str, bodies, latencies: list, codes: dict, deadline: float) -> None:
+async def _connection(
+    port: int, key: str, bodies, latencies: list, codes: dict, errors: list, deadline: float
+) -> None:
     """One keep-alive connection sending the next body from ``bodies`` until it or the time runs out."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = (
@@ -52,16 +56,18 @@ async def _connection(port: int, key: str, bodies, latencies: list, codes: dict,
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            answer = await reader.readexactly(length)
             latencies.append(time.perf_counter() - t)
             code = int(status_line.split()[1])
             codes[code] = codes.get(code, 0) + 1
+            if code >= 300 and not errors:
+                errors.append(f"{code}: {answer[:300].decode(errors='replace')}")
     finally:
         writer.close()
 
 
 async def _load(port: int, key: str, targets: list[str], n: int, seconds: float, concurrency: int, tag: str):
-    latencies, codes = [], {}
+    latencies, codes, errors = [], {}, []
     bodies = iter(
         {
             "kind": "thumbs",
@@ -73,14 +79,41 @@ async def _load(port: int, key: str, targets: list[str], n: int, seconds: float,
     )  # shared: each body is sent once
     t0 = time.perf_counter()
     await asyncio.gather(
-        *(_connection(port, key, bodies, latencies, codes, t0 + seconds) for _ in range(concurrency))
+        *(_connection(port, key, bodies, latencies, codes, errors, t0 + seconds) for _ in range(concurrency))
     )
-    return latencies, codes, time.perf_counter() - t0
+    return latencies, codes, errors, time.perf_counter() - t0
 
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pg_cpu_seconds(pid: int | None) -> float:
+    """CPU time of a PostgreSQL server: the postmaster, its live children and its reaped ones."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    root = psutil.Process(pid)
+    total = sum(root.cpu_times()[:4])  # user, system, children_user, children_system
+    for child in root.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass  # exited just now: counted in the postmaster's children times next time
+    return total
+
+
+def _commits(store) -> int | None:
+    """Committed transactions in this PostgreSQL database so far (None on SQLite)."""
+    if store.engine.dialect.name != "postgresql":
+        return None
+    time.sleep(1.5)  # backends report their counts at most once a second
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).scalar()
 
 
 def _database(backend: str, tmp: str):
@@ -113,10 +146,17 @@ def run(backend: str, requests: int, seconds: float, concurrencies: list[int]) -
         proc = start_server(write_tiny_model(Path(tmp) / "tiny"), url, port, "--project", project)
         loads = []
         try:
+            pg_pid = pg.get_pid() if pg is not None else None
             for c in concurrencies:
+                commits0, pg0, client0 = _commits(store), _pg_cpu_seconds(pg_pid), time.process_time()
                 cpu0 = _cpu_seconds(proc.pid)
-                lat, codes, wall = asyncio.run(_load(port, key, targets, requests, seconds, c, f"c{c}"))
+                lat, codes, errors, wall = asyncio.run(
+                    _load(port, key, targets, requests, seconds, c, f"c{c}")
+                )
                 cpu = _cpu_seconds(proc.pid) - cpu0
+                client = time.process_time() - client0
+                pg_cpu = _pg_cpu_seconds(pg_pid) - pg0
+                commits = None if commits0 is None else _commits(store) - commits0 - 1  # less our own read
                 lat.sort()
                 loads.append(
                     {
@@ -128,6 +168,15 @@ def run(backend: str, requests: int, seconds: float, concurrencies: list[int]) -
                         "p50_ms": round(1000 * statistics.median(lat), 2),
                         "p99_ms": round(1000 * lat[int(0.99 * (len(lat) - 1))], 2),
                         "server_cpu_ms_per_request": round(1000 * cpu / len(lat), 3),
+                        "client_cpu_ms_per_request": round(1000 * client / len(lat), 3),
+                        **(
+                            {"postgres_cpu_ms_per_request": round(1000 * pg_cpu / len(lat), 3)}
+                            if pg_pid
+                            else {}
+                        ),
+                        # every transaction in the database counts: group commits, key checks, pings
+                        **({"requests_per_transaction": round(len(lat) / commits, 2)} if commits else {}),
+                        **({"first_error": errors[0]} if errors else {}),
                     }
                 )
                 print(json.dumps({"backend": backend, **loads[-1]}), flush=True)
@@ -155,11 +204,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10_000, help="at most this many per load")
     ap.add_argument("--seconds", type=float, default=20.0, help="and at most this long per load")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
+    ap.add_argument(
+        "--label", help="the entry in the results file (default: the backend); a repeat run keeps both"
+    )
     args = ap.parse_args()
     result = run(args.backend, args.requests, args.seconds, args.concurrency)
     out = ROOT / "bench" / "results" / "serve_load.json"
     everything = json.loads(out.read_text()) if out.exists() else {}
-    everything[args.backend] = result
+    everything[args.label or args.backend] = {"backend": args.backend, **result}
     out.write_text(json.dumps(everything, indent=2) + "\n")
     print(f"wrote {out}")
 
