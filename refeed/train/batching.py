@@ -235,6 +235,34 @@ def collate(rows: list[EncodedRow], pad_id: int, num_heads: int = 1) -> dict[str
     return batch
 
 
+def collate_shared(rows: list[EncodedRow], pad_id: int) -> dict[str, torch.Tensor]:
+    """Each row's prompt once, LEFT-padded (``prompt_ids`` / ``prompt_mask`` (B, P)), and its answers
+    right-padded (``answer_ids`` / ``answer_mask`` (K*B, A), sequence-major as in ``collate``), for
+    ``refeed.train.logprobs.shared_prompt_logps``; the extras as in ``collate``."""
+    width = max(len(r.prompt) for r in rows)
+    prompt_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r.prompt:
+            prompt_ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
+            prompt_mask[i, width - len(r.prompt) :] = 1
+    if not prompt_mask[:, -1].all():
+        raise ConfigError("every row needs a non-empty prompt to share it across its answers; set train.share_prompt=false")
+    answers = [r.answers[j] for j in range(len(rows[0].answers)) for r in rows]
+    a_width = max(len(a) for a in answers)
+    answer_ids = torch.full((len(answers), a_width), pad_id, dtype=torch.long)
+    answer_mask = torch.zeros((len(answers), a_width), dtype=torch.long)
+    for i, a in enumerate(answers):
+        answer_ids[i, : len(a)] = torch.tensor(a)
+        answer_mask[i, : len(a)] = 1
+    batch = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "answer_ids": answer_ids, "answer_mask": answer_mask}
+    for key in rows[0].extras:
+        batch[key] = torch.tensor([r.extras[key] for r in rows], dtype=torch.float32)
+    if rows[0].valid is not None:
+        batch["group_valid"] = torch.tensor([r.valid for r in rows], dtype=torch.bool)
+    return batch
+
+
 def shape_for_objective(kind: BatchKind, logps, n_rows: int, batch: dict | None = None) -> Any:
     """Cut the sequence-major outputs of one forward (TokenLogps or TokenScores) into what ``loss`` takes.
 

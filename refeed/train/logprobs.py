@@ -8,6 +8,9 @@ time, so the peak is (chunk_size, V). Prompt and padding positions never reach t
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 
 from refeed.objectives.base import TokenLogps
@@ -74,3 +77,74 @@ class CompletionLogps(torch.nn.Module):
     def forward(self, input_ids, attention_mask, completion_mask):
         lp = completion_logps(self.model, input_ids, attention_mask, completion_mask, self.chunk_size)
         return lp.values, lp.mask
+
+
+def shared_prompt_logps(
+    model,
+    prompt_ids: torch.Tensor,  # (B, P) left-padded
+    prompt_mask: torch.Tensor,  # (B, P)
+    answer_ids: torch.Tensor,  # (S, A) right-padded, S = K * B sequence-major: answer j of row r at j * B + r
+    answer_mask: torch.Tensor,  # (S, A)
+    chunk_size: int = 1024,
+) -> TokenLogps | None:
+    """Completion log-probs with each prompt run ONCE for all its K answers (chosen and rejected).
+
+    The decoder reads the B prompts with a KV cache, the cache is tiled to the S answers, and the
+    answers run on top of it: P + K*A positions per row instead of K*(P + A). Gradients flow into the
+    prompt's positions from every answer, exactly as in K separate forwards. Values are (S, A), one
+    column per answer token (not aligned with a prompt + answer layout); None when the model has no
+    separate decoder and LM head (the caller then uses ``completion_logps``).
+    """
+    parts = _split_lm(model)
+    if parts is None:
+        return None
+    decoder, head = parts
+    b, s = prompt_ids.shape[0], answer_ids.shape[0]
+    positions = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding starts at 0
+    out = decoder(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True)
+    tile = torch.arange(b, device=prompt_ids.device).repeat(s // b)  # (S,): the row of each answer
+    cache = getattr(out, "cache", None) or out.past_key_values
+    cache.reorder_cache(tile)  # (B, ...) -> (S, ...) along the batch, keeping the autograd graph
+    lengths = prompt_mask.long().sum(-1)[tile]  # (S,)
+    answer_pos = lengths[:, None] + torch.arange(answer_ids.shape[1], device=answer_ids.device)  # (S, A)
+    hidden = decoder(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[tile], answer_mask], dim=1),
+                     position_ids=answer_pos, use_cache=True, **_cache_kwarg(decoder, cache)).last_hidden_state  # (S, A, H)
+    # Answer token j is predicted from the position before it: the prompt's last one for j = 0.
+    before = torch.cat([out.last_hidden_state[:, -1][tile][:, None], hidden[:, :-1]], dim=1)  # (S, A, H)
+    mask = answer_mask.bool()
+    picked, targets = before[mask], answer_ids[mask]  # (N, H), (N,)
+    flat = []
+    for start in range(0, picked.shape[0], chunk_size):
+        logits = head(picked[start : start + chunk_size]).float()  # (n, V)
+        tgt = targets[start : start + chunk_size]
+        flat.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
+    values = torch.zeros(mask.shape, dtype=torch.float32, device=answer_ids.device)
+    values = values.masked_scatter(mask, torch.cat(flat) if flat else values.new_zeros(0))
+    return TokenLogps(values=values, mask=mask)
+
+
+def _cache_kwarg(decoder, cache) -> dict:
+    """transformers >= 5.2x names the KV-cache argument ``cache``; earlier releases ``past_key_values``."""
+    return {_cache_name(type(decoder)): cache}
+
+
+@functools.cache
+def _cache_name(cls) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+class SharedPromptLogps(torch.nn.Module):
+    """``shared_prompt_logps`` as one module for DDP / accelerate (see ``CompletionLogps``)."""
+
+    def __init__(self, model, chunk_size: int = 1024) -> None:
+        super().__init__()
+        self.model = model
+        self.chunk_size = chunk_size
+
+    def forward(self, prompt_ids, prompt_mask, answer_ids, answer_mask):
+        lp = shared_prompt_logps(self.model, prompt_ids, prompt_mask, answer_ids, answer_mask, self.chunk_size)
+        return lp.values, lp.mask
+
+
+def supports_shared_prompt(model) -> bool:
+    return _split_lm(model) is not None

@@ -45,11 +45,12 @@ from refeed.train.batching import (
     EncodedRow,
     check_columns,
     collate,
+    collate_shared,
     encode_for,
     scatter_cached,
     shape_for_objective,
 )
-from refeed.train.logprobs import CompletionLogps
+from refeed.train.logprobs import CompletionLogps, SharedPromptLogps, supports_shared_prompt
 
 
 class Schedule(StrEnum):
@@ -76,6 +77,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
     max_length: int = 512  # tokens per sequence; longer prompts lose tokens from the left
     logprob_chunk: int = 1024  # completion positions per LM-head chunk (see refeed.train.logprobs)
+    share_prompt: bool = True  # rows with several answers (pairs, groups): run each prompt once for all of them
     log_every: int = 1
     checkpoint_every: int = 0  # 0: no checkpoints
     keep_checkpoints: int = 2  # the newest N are kept
@@ -137,11 +139,34 @@ def _make_accelerator(cfg: TrainConfig):
     return Accelerator(cpu=cpu, mixed_precision=mixed)
 
 
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "completion_mask", "prompt_ids", "prompt_mask", "answer_ids", "answer_mask")
+
+
 def _forward(module, batch: dict[str, torch.Tensor], device: torch.device, scores: bool = False):
-    """One forward of all the batch's sequences: TokenLogps (LM head) or TokenScores (score head)."""
-    values, mask = module(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                          batch["completion_mask"].to(device))
+    """One forward of all the batch's sequences: TokenLogps (LM head) or TokenScores (score head).
+
+    A ``collate_shared`` batch (prompt once, answers apart) goes through a ``SharedPromptLogps`` module.
+    """
+    if "prompt_ids" in batch:
+        keys = ("prompt_ids", "prompt_mask", "answer_ids", "answer_mask")
+    else:
+        keys = ("input_ids", "attention_mask", "completion_mask")
+    values, mask = module(*(batch[k].to(device) for k in keys))
     return TokenScores(values=values, mask=mask) if scores else TokenLogps(values=values, mask=mask)
+
+
+def _share_prompt(cfg: TrainConfig, objective: Objective, model, encoded: list[EncodedRow]) -> bool:
+    """Whether to run each prompt once for all its answers (LM head, several answers per row)."""
+    return (cfg.share_prompt and capability(objective, "head") is Head.LM and len(encoded[0].answers) > 1
+            and all(r.prompt for r in encoded) and supports_shared_prompt(model))
+
+
+def _collate(rows: list[EncodedRow], pad_id: int, objective: Objective, shared: bool) -> dict[str, torch.Tensor]:
+    return collate_shared(rows, pad_id) if shared else collate(rows, pad_id, int(capability(objective, "num_heads")))
+
+
+def _logps_module(model, cfg: TrainConfig, shared: bool):
+    return SharedPromptLogps(model, cfg.logprob_chunk) if shared else CompletionLogps(model, cfg.logprob_chunk)
 
 
 def _trainable(model, objective: Objective):
@@ -162,15 +187,16 @@ def _trainable(model, objective: Objective):
 
 
 @torch.no_grad()
-def reference_logps(model, encoded: list[EncodedRow], cfg: TrainConfig, pad_id: int, device) -> list[list[torch.Tensor]]:
+def reference_logps(model, encoded: list[EncodedRow], cfg: TrainConfig, pad_id: int, device,
+                    shared: bool = False) -> list[list[torch.Tensor]]:
     """Per row, per sequence: the 1-D log-probs of its completion tokens under ``model`` (no grad)."""
     was_training = model.training
     model.eval()
-    module = CompletionLogps(model, cfg.logprob_chunk)
+    module = _logps_module(model, cfg, shared)
     out: list[list[torch.Tensor]] = []
     for start in range(0, len(encoded), cfg.batch_size):
         rows = encoded[start : start + cfg.batch_size]
-        lp = _forward(module, collate(rows, pad_id), torch.device(device))
+        lp = _forward(module, collate_shared(rows, pad_id) if shared else collate(rows, pad_id), torch.device(device))
         per_seq = [lp.values[i][lp.mask[i]].float().cpu() for i in range(lp.values.shape[0])]
         n_ans = len(rows[0].answers)
         out.extend([per_seq[j * len(rows) + r] for j in range(n_ans)] for r in range(len(rows)))
@@ -220,7 +246,8 @@ def _total_steps(cfg: TrainConfig, n_rows: int, per_step: int, stages: list[int]
     return min(cfg.max_steps, staged) if cfg.max_steps else staged
 
 
-def _reference(model, encoded, cfg, pad_id, device, run_dir: Path | None, ref_model, stage: int = 0) -> list[list[torch.Tensor]]:
+def _reference(model, encoded, cfg, pad_id, device, run_dir: Path | None, ref_model, stage: int = 0,
+               shared: bool = False) -> list[list[torch.Tensor]]:
     """The cached reference log-probs of the run, computed once (and reused on resume); a staged
     objective with ``refresh_reference`` gets one per stage, from the policy at that stage's start."""
     path = (run_dir / ("reference_logps.pt" if stage == 0 else f"reference_logps-stage{stage}.pt")) if run_dir else None
@@ -228,7 +255,7 @@ def _reference(model, encoded, cfg, pad_id, device, run_dir: Path | None, ref_mo
         cached = torch.load(path)
         if len(cached) == len(encoded):
             return cached
-    reference = reference_logps(ref_model or model, encoded, cfg, pad_id, device)
+    reference = reference_logps(ref_model or model, encoded, cfg, pad_id, device, shared)
     if path:
         torch.save(reference, path)
     return reference
@@ -246,17 +273,17 @@ def _optimizer(model, cfg: TrainConfig, total: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total))
 
 
-def _micro_step(acc, module, objective, encoded, reference, idx, pad_id, device, scale) -> dict[str, float]:
+def _micro_step(acc, module, objective, encoded, reference, idx, pad_id, device, scale, shared=False) -> dict[str, float]:
     """Forward + loss + backward for one micro-batch; returns its metrics scaled by ``scale``."""
     scores = capability(objective, "head") is Head.SCORE
-    batch = collate([encoded[i] for i in idx], pad_id, int(capability(objective, "num_heads")))
-    policy = shape_for_objective(objective.batch_kind, _forward(module, batch, device, scores), len(idx), batch)
+    batch = _collate([encoded[i] for i in idx], pad_id, objective, shared)
+    out = _forward(module, batch, device, scores)
+    policy = shape_for_objective(objective.batch_kind, out, len(idx), batch)
     ref = None
     if reference is not None:
         cached = [reference[i][j] for j in range(len(encoded[idx[0]].answers)) for i in idx]
-        ref_lp = scatter_cached(cached, batch["completion_mask"][:, 1:].bool().to(device))
-        ref = shape_for_objective(objective.batch_kind, ref_lp, len(idx), batch)
-    extras = {k: v.to(device) for k, v in batch.items() if k not in ("input_ids", "attention_mask", "completion_mask")}
+        ref = shape_for_objective(objective.batch_kind, scatter_cached(cached, out.mask.detach()), len(idx), batch)
+    extras = {k: v.to(device) for k, v in batch.items() if k not in SEQUENCE_KEYS}
     out = objective.loss(policy, ref, extras)
     acc.backward(out.loss * scale)  # accelerate's backward: loss scaling, DeepSpeed's engine
     return {k: float(v.detach() if torch.is_tensor(v) else v) * scale for k, v in {"loss": out.loss, **out.metrics}.items()}
@@ -328,7 +355,8 @@ def train(
     total = _total_steps(cfg, len(encoded), per_step, stages)
     optimizer, scheduler = _optimizer(model, cfg, total)
     # Before any resumed weights: the reference is the starting policy (on resume, the run's cache).
-    reference = _reference(model, encoded, cfg, pad_id, device, run_dir, ref_model) if objective.needs_reference else None
+    shared = _share_prompt(cfg, objective, model, encoded)
+    reference = _reference(model, encoded, cfg, pad_id, device, run_dir, ref_model, 0, shared) if objective.needs_reference else None
     start, state = 0, None
     if resume_from:
         state = ckpt.load_state(Path(resume_from))
@@ -339,14 +367,14 @@ def train(
     scores = capability(objective, "head") is Head.SCORE
     # The optimizer goes through prepare with the module (DeepSpeed needs both; FSDP re-points it at
     # the sharded parameters); the scheduler does not: the loop steps it once per optimizer step.
-    module, optimizer = acc.prepare(model if scores else CompletionLogps(model, cfg.logprob_chunk), optimizer)
+    module, optimizer = acc.prepare(model if scores else _logps_module(model, cfg, shared), optimizer)
     batches = _micro_batches(len(encoded), cfg, rng, world, acc.process_index, stages)
     for _ in range(start):
         next(batches)  # replay the seeded shuffles up to the checkpoint's data position
     if state:  # after the replay, so the RNG continues exactly as in the uninterrupted run
         torch.set_rng_state(state["torch_rng"])
         rng.setstate(state["python_rng"])
-    run = _Run(acc, model, module, objective, encoded, reference, optimizer, scheduler, cfg, pad_id, run_dir, rng)
+    run = _Run(acc, model, module, objective, encoded, reference, optimizer, scheduler, cfg, pad_id, run_dir, rng, shared)
     history = run.steps(batches, start, total, progress)
     acc.wait_for_everyone()
     model.eval()
@@ -369,6 +397,7 @@ class _Run:
     pad_id: int
     run_dir: Path | None
     rng: random.Random
+    shared: bool
 
     def steps(self, batches, start: int, total: int, progress) -> list[dict[str, float]]:
         cfg, acc, device = self.cfg, self.acc, self.acc.device
@@ -381,14 +410,15 @@ class _Run:
                 break
             if stage != ref_stage and capability(self.objective, "refresh_reference"):
                 # the policy at the start of this stage is its reference (cached per stage for resume)
-                self.reference = _reference(self.model, self.encoded, cfg, self.pad_id, device, self.run_dir, None, stage)
+                self.reference = _reference(self.model, self.encoded, cfg, self.pad_id, device, self.run_dir, None, stage,
+                                            self.shared)
                 ref_stage = stage
             sums: dict[str, float] = {}
             for m, idx in enumerate(micro):
                 sync = m == len(micro) - 1  # DDP all-reduces gradients on the last micro-batch only
                 with acc.no_sync(self.module) if not sync and acc.num_processes > 1 else contextlib.nullcontext():
                     out = _micro_step(acc, self.module, self.objective, self.encoded, self.reference, idx, self.pad_id,
-                                      device, 1 / cfg.grad_accum)
+                                      device, 1 / cfg.grad_accum, self.shared)
                     for k, v in out.items():
                         sums[k] = sums.get(k, 0.0) + v
             if acc.num_processes > 1:  # report the global batch's mean, as one process would

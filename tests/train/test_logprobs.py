@@ -65,3 +65,32 @@ def test_gradients_match_the_naive_computation(tiny):
     naive_completion_logps(model, ids, attn, comp).sum().sum().backward()
     for g_fast, p in zip(fast, model.parameters(), strict=True):
         torch.testing.assert_close(g_fast, p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_prompt_equals_separate_forwards_with_their_gradients(tiny, seed):
+    """Rows of 3 answers each, prompts of different lengths (left-padded once) and answers of different
+    lengths (right-padded): the per-token log-probs and every parameter's gradient equal those of
+    K separate prompt + answer forwards through the naive computation (1e-5)."""
+    from refeed.train.batching import EncodedRow, collate, collate_shared
+    from refeed.train.logprobs import shared_prompt_logps
+
+    model, _ = tiny
+    g = torch.Generator().manual_seed(seed)
+    rows = [EncodedRow(torch.randint(4, 60, (p,), generator=g).tolist(),
+                       [torch.randint(4, 60, (a,), generator=g).tolist() for a in lens], {})
+            for p, lens in ((5, (3, 1, 4)), (9, (2, 6, 1)), (1, (4, 4, 2)))]
+    sb = collate_shared(rows, 0)
+    shared = shared_prompt_logps(model, sb["prompt_ids"], sb["prompt_mask"], sb["answer_ids"], sb["answer_mask"], 2)
+    (shared.values * torch.linspace(0.5, 2, shared.values.shape[1])).sum().backward()  # weight tokens unevenly
+    g_shared = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    b = collate(rows, 0)
+    naive = naive_completion_logps(model, b["input_ids"], b["attention_mask"], b["completion_mask"])
+    per_token = [naive.values[i][naive.mask[i]] for i in range(naive.values.shape[0])]
+    weights = torch.linspace(0.5, 2, shared.values.shape[1])
+    sum(((t * weights[: len(t)]).sum() for t in per_token), torch.zeros(())).backward()
+    for i, t in enumerate(per_token):
+        assert torch.allclose(shared.values[i][shared.mask[i]], t, rtol=1e-5, atol=1e-5)
+    for a, c in zip(g_shared, (p.grad for p in model.parameters()), strict=True):
+        assert torch.allclose(a, c, rtol=1e-4, atol=1e-6)
