@@ -41,7 +41,7 @@ def write(
         except IntegrityError as e:
             if not _idempotency_race(e) or attempt == retries - 1:
                 raise StoreError(f"the write broke a database constraint: {e.orig}") from None
-            # else a concurrent writer inserted the same idempotency key first: the retry replays it
+            # else a concurrent writer inserted the same idempotency key or actor first: the retry sees it
         time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 6)) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
@@ -52,8 +52,10 @@ def _busy(e: OperationalError) -> bool:
 
 
 def _idempotency_race(e: IntegrityError) -> bool:
+    """A unique index another transaction filled first: an idempotency key (the retry replays it) or
+    an actor's fingerprint (a new author's first feedback written twice at once; the retry finds it)."""
     msg = str(e.orig)  # the driver's message only: the SQL text would mention every column
-    return ("UNIQUE constraint failed" in msg or "duplicate key" in msg) and "idem" in msg
+    return ("UNIQUE constraint failed" in msg or "duplicate key" in msg) and ("idem" in msg or "fingerprint" in msg)
 
 
 def _write(conn: Connection, project_id: str, items: list) -> list[str]:

@@ -1,0 +1,38 @@
+"""Concurrent first feedback of a new author: every write lands (the actor row is created once).
+
+Two transactions that both find no actor for (project, author) both insert one; the second breaks
+the actor fingerprint's unique index. That is a race, not bad input: the write retries and finds the
+first transaction's actor, as it does for idempotency keys.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from refeed.store import Store
+
+
+def test_new_authors_writing_at_once_all_land(store_url):
+    stores = [Store(store_url) for _ in range(4)]
+    iid = stores[0].log([{"role": "user", "content": "q"}], "a")
+    errors, ids = [], []
+    for round_ in range(8):
+        barrier = threading.Barrier(len(stores))
+
+        def write(s, n, author=f"new-author-{round_}", barrier=barrier):
+            barrier.wait()
+            try:
+                ids.append(s.feedback(iid, "rating", score=n % 5 + 1, scale=(1, 5), author=author))
+            except Exception as e:  # noqa: BLE001 - the test reports every failure
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(stores)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:3]
+    assert len(set(ids)) == 8 * len(stores)
+    assert stores[0].stats()["feedback_by_kind"] == {"rating": 8 * len(stores)}
+    for s in stores:
+        s.close()
