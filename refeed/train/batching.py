@@ -217,11 +217,7 @@ def collate(rows: list[EncodedRow], pad_id: int, num_heads: int = 1) -> dict[str
         ids[i, : len(p) + len(a)] = torch.tensor(p + a)
         attn[i, : len(p) + len(a)] = 1
         comp[i, len(p) : len(p) + len(a)] = 1
-    batch = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp}
-    for key in rows[0].extras:
-        batch[key] = torch.tensor([r.extras[key] for r in rows], dtype=torch.float32)
-    if rows[0].valid is not None:
-        batch["group_valid"] = torch.tensor([r.valid for r in rows], dtype=torch.bool)
+    batch = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp, **_row_tensors(rows)}
     if rows[0].segments is not None:
         labels = torch.zeros((len(rows), width, num_heads), dtype=torch.float32)
         mask = torch.zeros((len(rows), width, num_heads), dtype=torch.bool)
@@ -255,12 +251,16 @@ def collate_shared(rows: list[EncodedRow], pad_id: int) -> dict[str, torch.Tenso
     for i, a in enumerate(answers):
         answer_ids[i, : len(a)] = torch.tensor(a)
         answer_mask[i, : len(a)] = 1
-    batch = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "answer_ids": answer_ids, "answer_mask": answer_mask}
-    for key in rows[0].extras:
-        batch[key] = torch.tensor([r.extras[key] for r in rows], dtype=torch.float32)
+    return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "answer_ids": answer_ids, "answer_mask": answer_mask,
+            **_row_tensors(rows)}
+
+
+def _row_tensors(rows: list[EncodedRow]) -> dict[str, torch.Tensor]:
+    """The rows' numeric columns as (B,) float tensors, and ``group_valid`` (B, K) for group rows."""
+    out = {key: torch.tensor([r.extras[key] for r in rows], dtype=torch.float32) for key in rows[0].extras}
     if rows[0].valid is not None:
-        batch["group_valid"] = torch.tensor([r.valid for r in rows], dtype=torch.bool)
-    return batch
+        out["group_valid"] = torch.tensor([r.valid for r in rows], dtype=torch.bool)
+    return out
 
 
 def shape_for_objective(kind: BatchKind, logps, n_rows: int, batch: dict | None = None) -> Any:
