@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+import weakref
 from collections.abc import Sequence
 from operator import itemgetter
 
@@ -32,9 +33,12 @@ def write(
 ) -> list[str]:
     """Write ``items`` in one transaction; return their ids in order (existing ids for replays)."""
     for attempt in range(retries):
+        learned: dict[tuple[str, str], str] = {}
         try:
             with engine.begin() as conn:
-                return _write(conn, project_id, list(items))
+                ids = _write(conn, project_id, list(items), learned)
+            _ACTOR_IDS.setdefault(engine, {}).update(learned)  # committed: safe to reuse
+            return ids
         except OperationalError as e:  # SQLite busy beyond busy_timeout: back off and try again
             if not _busy(e) or attempt == retries - 1:
                 raise
@@ -58,7 +62,13 @@ def _idempotency_race(e: IntegrityError) -> bool:
     return ("UNIQUE constraint failed" in msg or "duplicate key" in msg) and ("idem" in msg or "fingerprint" in msg)
 
 
-def _write(conn: Connection, project_id: str, items: list) -> list[str]:
+# (project id, actor fingerprint) -> actor id, per engine, for actor rows known to be committed. Actors
+# are never deleted or changed, so a write by a known author skips the actor lookup (one round trip
+# of a PostgreSQL group commit's six).
+_ACTOR_IDS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
+
+
+def _write(conn: Connection, project_id: str, items: list, learned: dict | None = None) -> list[str]:
     inter = [r for r in items if isinstance(r, Interaction)]
     fbs = [r for r in items if isinstance(r, Feedback)]
     replay = _replays(conn, project_id, InteractionRow, inter) | _replays(conn, project_id, FeedbackRow, fbs)
@@ -67,7 +77,7 @@ def _write(conn: Connection, project_id: str, items: list) -> list[str]:
     completions = _completions(conn, project_id, new_inter, new_fbs)
     i_rows = [records.interaction_row(r, project_id) for r in _referenced_first(new_inter)]
     f_rows, t_rows, s_rows = [], [], []
-    actors = _actors(conn, project_id, new_fbs)
+    actors = _actors(conn, project_id, new_fbs, learned if learned is not None else {})
     for fb in new_fbs:
         completion = completions.get(fb.interaction_id) if fb.kind == FeedbackKind.SPAN else None
         row, targets, spans = records.feedback_rows(
@@ -204,15 +214,19 @@ def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
     return known
 
 
-def _actors(conn, project_id, fbs) -> dict[tuple, str]:
-    """Get or create one actor row per (source, author)."""
+def _actors(conn, project_id, fbs, learned: dict) -> dict[tuple, str]:
+    """Get or create one actor row per (source, author); ``learned`` gets (project, fingerprint) -> id
+    of every actor this transaction saw, for the cache once it commits."""
     wanted = {(fb.source, fb.author) for fb in fbs}
+    known = _ACTOR_IDS.get(conn.engine, {})
     out = {}
     for source, author in wanted:
         fp = records.canonical_hash([str(source), author])
-        found = conn.execute(
-            select(Actor.id).where(Actor.project_id == project_id, Actor.fingerprint == fp)
-        ).scalar()
+        found = known.get((project_id, fp))
+        if found is None:
+            found = conn.execute(
+                select(Actor.id).where(Actor.project_id == project_id, Actor.fingerprint == fp)
+            ).scalar()
         if found is None:
             found = records.new_id()
             conn.execute(
@@ -226,4 +240,5 @@ def _actors(conn, project_id, fbs) -> dict[tuple, str]:
                 )
             )
         out[(source, author)] = found
+        learned[(project_id, fp)] = found
     return out

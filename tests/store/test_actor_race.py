@@ -36,3 +36,28 @@ def test_new_authors_writing_at_once_all_land(store_url):
     assert stores[0].stats()["feedback_by_kind"] == {"rating": 8 * len(stores)}
     for s in stores:
         s.close()
+
+
+def test_only_committed_actors_are_remembered(store_url):
+    """An actor created by a transaction that rolls back is not reused: the next write creates it again."""
+    from sqlalchemy import func, select
+
+    from refeed.store import records, writer
+    from refeed.store.tables import Actor
+
+    store = Store(store_url)
+    iid = store.log([{"role": "user", "content": "q"}], "a")
+    pid = store._pid(None)
+    fb = records.feedback_record(iid, "rating", source="human", author="rolled-back", idempotency_key=None,
+                                 fields={"score": 1, "scale": (1, 5)})
+    learned: dict = {}
+    with store._writes.connect() as conn:
+        tx = conn.begin()
+        writer._write(conn, pid, [fb], learned)
+        tx.rollback()
+    assert learned and not set(learned) & set(writer._ACTOR_IDS.get(store._writes, {}))
+    store.feedback(iid, "rating", score=2, scale=(1, 5), author="rolled-back")
+    store.feedback(iid, "rating", score=3, scale=(1, 5), author="rolled-back")  # the cached actor
+    with store._writes.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Actor).where(Actor.external_id == "rolled-back")).scalar() == 1
+    store.close()
