@@ -8,13 +8,20 @@ What the loop does, and in which order:
    the first update, with the policy as it is (the reference is the starting policy) or with
    ``ref_model`` when given, and keeps only completion-token values (a few floats per sequence);
 3. per optimizer step: ``grad_accum`` micro-batches of ``batch_size`` rows, each one forward for all
-   its sequences (chosen and rejected together), loss scaled by ``1/grad_accum`` so that
-   batch 8 x 1 and batch 1 x 8 give the same update; gradient clipping; AdamW; warm-up then decay;
+   its sequences (chosen and rejected together; with ``share_prompt`` each prompt runs once and its
+   KV cache serves all its answers), loss scaled by ``1/grad_accum`` so that batch 8 x 1 and
+   batch 1 x 8 give the same update; gradient clipping; AdamW; warm-up then decay;
 4. logs one JSON line per step to ``run_dir/metrics.jsonl`` (loss, lr, grad norm, objective metrics)
    and, with ``tensorboard=true``, TensorBoard events in ``run_dir/tb``;
 5. every ``checkpoint_every`` steps writes ``run_dir/checkpoint-<step>`` (``refeed.train.checkpoint``);
    ``resume_from=<checkpoint dir>`` continues exactly where that checkpoint left off.
 On CUDA with ``dtype="auto"`` the forward runs under bf16 autocast with float32 master weights.
+
+The objective's capabilities decide the rest (``refeed.objectives.base``): a score-head objective
+trains a ``ScoreModel`` (the model plus a fresh head, returned as ``result.model``); ``extra_columns``
+must be numbers in every row; ``kl_completions`` adds KTO's mismatched sequences; a ``staged``
+objective trains stage 0 first, then 1, ..., and with ``refresh_reference`` takes each later stage's
+reference from the policy at that stage's start (cached per stage, so resume finds it).
 
 Processes: the loop runs under ``accelerate``. Launched with ``accelerate launch`` (DDP over gloo on
 CPUs or NCCL on GPUs), each process takes ``batch_size`` rows of every micro-batch, so one optimizer
