@@ -22,6 +22,8 @@ model in ONE forward (chosen and rejected together), laid out sequence-major:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,10 +175,9 @@ def encode_for(tokenizer, rows, objective, max_length: int) -> list[EncodedRow]:
 
 
 def _number(row: dict, key: str, n: int) -> float:
+    """``row[key]`` as a float; bools count (thumbs), numpy scalars too; missing or NaN is refused."""
     value = row.get(key)
-    if isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, int | float):
+    if not isinstance(value, numbers.Real) or math.isnan(value):
         raise ConfigError(f"row {n}: column '{key}' must be a number, got {value!r}")
     return float(value)
 

@@ -44,6 +44,12 @@ def test_columns_that_do_not_fit_the_objective_are_refused(tiny):
         train(model, tok, rows, build("curry_dpo", {}), TrainConfig(batch_size=2, max_steps=1))
     with pytest.raises(ConfigError, match="row 1: column 'scope' must be a number"):
         encode_for(tok, [{**rows[0], "scope": 0}, {**rows[0], "scope": None}], build("c3po", {}), 64)
+    with pytest.raises(ConfigError, match="row 0: column 'scope' must be a number, got nan"):
+        encode_for(tok, [{**rows[0], "scope": float("nan")}], build("c3po", {}), 64)
+    import numpy as np
+
+    (enc,) = encode_for(tok, [{**rows[0], "scope": np.int64(2)}], build("c3po", {}), 64)  # numpy scalars count
+    assert enc.extras["scope"] == 2.0
     with pytest.raises(ConfigError, match="at least 2 completions"):
         encode_rows(tok, [{"prompt": "p", "completions": ["only"]}], BatchKind.GROUP, 64)
 
