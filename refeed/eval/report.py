@@ -65,6 +65,12 @@ def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[s
         figures.append(("loss.png", "Training loss"))
     if _plot_series(run_dir / "margin.png", history, ["rewards/margin", "rewards/chosen", "rewards/rejected"], "Implicit reward"):
         figures.append(("margin.png", "Reward margin (chosen - rejected)"))
+    # Every other objective's metrics, one plot per prefix (rm/ for reward models, c3po/, kto/, ...).
+    prefixes = sorted({k.split("/")[0] for h in history for k in h if "/" in k} - {"rewards"})
+    for prefix in prefixes:
+        keys = sorted({k for h in history for k in h if k.startswith(prefix + "/")})
+        if _plot_series(run_dir / f"{prefix}.png", history, keys, f"{prefix} metrics"):
+            figures.append((f"{prefix}.png", f"{prefix} metrics (training batches)"))
     if "accuracy_before" in summary:
         _plot_accuracy(run_dir / "accuracy.png", summary)
         figures.append(("accuracy.png", "Accuracy before / after"))
