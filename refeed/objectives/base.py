@@ -126,6 +126,11 @@ class PairScores:
     rejected: TokenScores
 
 
+def principle_prompt(prompt: str, principle: str) -> str:
+    """The prompt an RLBFF row is scored under: the user's prompt followed by the principle to check."""
+    return f"{prompt}\n\n[Principle to check: {principle}]"
+
+
 @dataclass
 class LossOutput:
     loss: torch.Tensor  # scalar, the mean over the batch unless the objective says otherwise
@@ -149,6 +154,8 @@ class Objective(Protocol):
         dense_reward [False]: ``reward`` returns per-token rewards (B, T) on completion positions.
         extra_columns [()]: numeric row columns the objective reads from ``batch`` as float (B,);
             the loop refuses a dataset lacking any of them, naming the column.
+        principle_conditioned [False]: rows carry a ``principle`` (text); the loop scores each row's
+            prompt with the principle appended to its last user turn (``principle_prompt``, RLBFF).
         kl_completions [False]: for each row i add the sequence (prompt_i, completion of row i-1),
             rows taken in dataset order, cyclic, fixed once so its reference log-probs are cached
             like the others; pass UnpairedLogps(completion, kl) for policy and reference.
@@ -174,6 +181,7 @@ CAPABILITY_DEFAULTS: dict[str, Any] = {
     "dense_reward": False,
     "extra_columns": (),
     "kl_completions": False,
+    "principle_conditioned": False,
     "staged": False,
     "refresh_reference": False,
 }

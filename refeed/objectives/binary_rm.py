@@ -4,7 +4,8 @@ One loss serves two papers, whose difference lives in the data:
 - RLUF ("Reinforcement Learning from User Feedback", 2025, https://arxiv.org/abs/2505.14946): P[Love](x, y) = sigma(f(x, y)) trained with
   BCE on logged binary reactions; class imbalance through ``pos_weight`` = n_negative / n_positive;
 - RLBFF ("Binary Flexible Feedback", 2025, https://arxiv.org/abs/2509.21319): reward modelling as entailment,
-  P(satisfied | x, y, principle); the principle is part of the prompt (``principle_prompt``).
+  P(satisfied | x, y, principle); the principle is part of the prompt (``principle_prompt``; set
+  ``principle: true`` and give rows a ``principle`` column).
 
     L = mean_b w_b [ -pos_weight y_b log sigma(f_b) - (1 - y_b) log(1 - sigma(f_b)) ]
 
@@ -22,17 +23,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores
+from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores, principle_prompt
 
-
-def principle_prompt(prompt: str, principle: str) -> str:
-    """The prompt an RLBFF row is scored under: the user's prompt followed by the principle to check."""
-    return f"{prompt}\n\n[Principle to check: {principle}]"
+__all__ = ["BinaryRM", "BinaryRMConfig", "principle_prompt"]
 
 
 @dataclass(frozen=True)
 class BinaryRMConfig:
     pos_weight: float = 1.0  # multiplies the positive-label term; n_negative / n_positive balances classes
+    # RLBFF: rows carry a ``principle`` and label = whether the answer satisfies it; the prompt is scored
+    # with the principle appended (``principle_prompt``), at training and at scoring time alike.
+    principle: bool = False
 
     def __post_init__(self) -> None:
         if self.pos_weight <= 0:
@@ -49,6 +50,7 @@ class BinaryRM:
 
     def __init__(self, cfg: BinaryRMConfig) -> None:
         self.cfg = cfg
+        self.principle_conditioned = cfg.principle
 
     def reward(self, scores: TokenScores, batch: dict | None = None) -> torch.Tensor:
         """(B,) P(good | x, y) = sigma of the head at the last completion token."""

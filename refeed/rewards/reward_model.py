@@ -53,8 +53,12 @@ def score(
     batch_size: int = 16,
     max_length: int = 512,
     dense: bool = False,
+    principles: Sequence[str] | None = None,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Rewards of ``completions`` (text) answering ``prompts`` (chat messages or text).
+
+    A principle-conditioned model (RLBFF: ``binary_rm`` with ``principle: true``) needs ``principles``,
+    one per answer: the reward is then P(the answer satisfies that principle).
 
     Returns:
         (N,) sequence rewards; with ``dense=True`` (span reward models) a list of per-token rewards
@@ -64,6 +68,12 @@ def score(
         raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
     if dense and not rm.dense:
         raise ValueError(f"objective '{rm.objective.name}' gives one reward per answer; call score(..., dense=False)")
+    conditioned = bool(capability(rm.objective, "principle_conditioned"))
+    if conditioned != (principles is not None):
+        raise ValueError("this reward model is conditioned on a principle: pass principles=[...], one per answer"
+                         if conditioned else "this reward model takes no principles")
+    if principles is not None and len(principles) != len(prompts):
+        raise ValueError(f"{len(principles)} principles for {len(prompts)} answers")
     kind = BatchKind.SPANS if rm.dense else BatchKind.SFT
     heads = rm.model.num_heads
     device = next(rm.model.parameters()).device
@@ -71,9 +81,10 @@ def score(
     seq: list[torch.Tensor] = []  # one () reward per answer
     per_token: list[torch.Tensor] = []  # dense models: one (T_i,) per answer
     for start in range(0, len(prompts), batch_size):
-        rows = [{"prompt": p, "completion": c, "segments": _all_sentence_ends(c, heads) if rm.dense else None}
-                for p, c in zip(prompts[start : start + batch_size], completions[start : start + batch_size], strict=True)]
-        batch = collate(encode_rows(rm.tokenizer, rows, kind, max_length), pad, heads)
+        part = range(start, min(start + batch_size, len(prompts)))
+        rows = [{"prompt": prompts[i], "completion": completions[i], "principle": principles[i] if conditioned else None,
+                 "segments": _all_sentence_ends(completions[i], heads) if rm.dense else None} for i in part]
+        batch = collate(encode_rows(rm.tokenizer, rows, kind, max_length, principle=conditioned), pad, heads)
         values, mask = rm.model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                 batch["completion_mask"].to(device))
         extras = {k: v.to(device) for k, v in batch.items() if k.startswith("segment_")}

@@ -39,6 +39,7 @@ from refeed.objectives.base import (
     TokenScores,
     UnpairedLogps,
     capability,
+    principle_prompt,
 )
 from refeed.train.segments import segments_from_spans, token_index_of_chars
 
@@ -73,6 +74,8 @@ def required_columns(objective) -> set[str]:
         need.add("label")
     if capability(objective, "staged"):
         need.add("stage")
+    if capability(objective, "principle_conditioned"):
+        need.add("principle")
     return need
 
 
@@ -108,6 +111,20 @@ def _text(answer: Any) -> str:
     raise ConfigError(f"an answer must be text or a list of chat messages, got {type(answer).__name__}")
 
 
+def with_principle(prompt: Any, principle: str) -> Any:
+    """``prompt`` (text or chat) with ``principle`` appended to its last user turn (RLBFF)."""
+    if not isinstance(principle, str) or not principle.strip():
+        raise ConfigError(f"a principle must be non-empty text, got {principle!r}")
+    if isinstance(prompt, str):
+        return principle_prompt(prompt, principle)
+    messages = [dict(m) for m in prompt]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last is None:
+        raise ConfigError("a principle-conditioned prompt needs a user turn to append the principle to")
+    messages[last]["content"] = principle_prompt(messages[last]["content"], principle)
+    return messages
+
+
 def encode_prompt(tokenizer, prompt: Any) -> list[int]:
     if isinstance(prompt, str):
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -137,6 +154,7 @@ def encode_rows(
     required: tuple[str, ...] = (),
     kl_completions: bool = False,
     categories: tuple[str, ...] = (),
+    principle: bool = False,
 ) -> list[EncodedRow]:
     """Tokenize every row; a sequence longer than ``max_length`` loses prompt tokens from the left.
 
@@ -144,12 +162,13 @@ def encode_rows(
         required: numeric columns every row must carry (the objective's extras, ``label``, ``stage``).
         kl_completions: add the previous row's completion as a second answer (KTO's KL sequence).
         categories: per head, the span categories that make a segment wrong (spans rows without ``segments``).
+        principle: append each row's ``principle`` to its prompt (``with_principle``).
     """
     rows = list(rows)
     optional = [k for k in EXTRA_COLUMNS if k not in required and rows and all(r.get(k) is not None for r in rows)]
     out = []
     for n, row in enumerate(rows):
-        prompt = encode_prompt(tokenizer, row["prompt"])
+        prompt = encode_prompt(tokenizer, with_principle(row["prompt"], row.get("principle")) if principle else row["prompt"])
         answers = [encode_answer(tokenizer, a)[:max_length] for a in _answers(row, kind)]
         if kl_completions:
             answers.append(encode_answer(tokenizer, rows[n - 1]["completion"])[:max_length])
@@ -168,9 +187,11 @@ def encode_rows(
 
 def encode_for(tokenizer, rows, objective, max_length: int) -> list[EncodedRow]:
     """``encode_rows`` with everything the objective's capabilities ask for."""
-    required = tuple(sorted(required_columns(objective) - {"prompt", *ANSWER_COLUMNS[objective.batch_kind]}))
+    text_columns = {"prompt", "principle", *ANSWER_COLUMNS[objective.batch_kind]}
+    required = tuple(sorted(required_columns(objective) - text_columns))
     return encode_rows(tokenizer, rows, objective.batch_kind, max_length, required=required,
                        kl_completions=bool(capability(objective, "kl_completions")),
+                       principle=bool(capability(objective, "principle_conditioned")),
                        categories=tuple(getattr(getattr(objective, "cfg", None), "categories", ()) or ()))
 
 

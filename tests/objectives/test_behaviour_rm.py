@@ -122,3 +122,22 @@ def test_fine_grained_rewards_the_right_sentence(tiny):
                 right += sum(abs(dense[i].item() - w) < 1e-5 for i, w in zip(ends, want, strict=True))
                 total += 2
     assert right / total >= 0.9, right / total
+
+
+def test_binary_rm_conditioned_on_a_principle_judges_by_it(tiny):
+    """RLBFF: one answer, two principles ("be polite" / "be rude"): the label says whether the answer
+    satisfies the row's principle. The same held-out answer must score high under the principle it
+    meets and low under the other, which a model that ignored the principle cannot do (same text)."""
+    rows = [{"prompt": _prompt(n), "completion": t.format(n=n), "principle": pr, "label": int(good == (pr == "be polite"))}
+            for n in NAMES for temps, good in ((POLITE, True), (RUDE, False)) for t in temps for pr in ("be polite", "be rude")]
+    # the reward is an interaction (answer x principle), which the random tiny model needs more steps for
+    rm = _trained(tiny, build("binary_rm", {"principle": True}), rows, epochs=10, lr=3e-3)
+    answers = [(n, t.format(n=n), good) for n in HELD_OUT for temps, good in ((POLITE, True), (RUDE, False)) for t in temps]
+    prompts, texts = [_prompt(n) for n, _, _ in answers], [a for _, a, _ in answers]
+    p_polite = score(rm, prompts, texts, principles=["be polite"] * len(texts))
+    p_rude = score(rm, prompts, texts, principles=["be rude"] * len(texts))
+    meets = torch.tensor([good for _, _, good in answers])
+    right = torch.where(meets, p_polite > p_rude, p_rude > p_polite).float().mean().item()
+    assert right >= 0.85, right  # 0.92 seen; a principle-blind model is at 0.5 by construction
+    with pytest.raises(ValueError, match="pass principles"):
+        score(rm, prompts, texts)
