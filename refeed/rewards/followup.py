@@ -20,6 +20,7 @@ import torch
 
 from refeed.objectives.base import TokenLogps
 from refeed.objectives.flr import flr_score, mine_pairs
+from refeed.train.batching import EncodedRow, collate
 from refeed.train.logprobs import completion_logps
 
 
@@ -45,17 +46,20 @@ def encode_followup(tokenizer, prompt: Any, answer: str, followup: str) -> tuple
 
 @torch.no_grad()
 def followup_logps(model, tokenizer, prompt: Any, answer: str, followups: Sequence[str]) -> TokenLogps:
-    """(F, T-1) log-probs of each follow-up's tokens after (prompt, answer); mask on the follow-up only."""
-    encoded = [encode_followup(tokenizer, prompt, answer, f) for f in followups]
-    width = max(len(ids) for ids, _ in encoded)
+    """(F, T-1) log-probs of each follow-up's tokens after (prompt, answer); mask on the follow-up only.
+
+    The chat up to the follow-up is the "prompt" of ``collate``'s layout and the follow-up its answer;
+    what the template renders after it cannot change the follow-up's log-probs (causal), so it is left out.
+    """
+    rows = []
+    for f in followups:
+        ids, mask = encode_followup(tokenizer, prompt, answer, f)
+        start, end = mask.index(1), len(mask) - mask[::-1].index(1)
+        rows.append(EncodedRow(ids[:start], [ids[start:end]], {}))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-    attn = torch.zeros((len(encoded), width), dtype=torch.long)
-    comp = torch.zeros((len(encoded), width), dtype=torch.long)
-    for i, (seq, mask) in enumerate(encoded):
-        ids[i, : len(seq)], attn[i, : len(seq)], comp[i, : len(seq)] = torch.tensor(seq), 1, torch.tensor(mask)
+    batch = collate(rows, pad)
     device = next(model.parameters()).device
-    return completion_logps(model, ids.to(device), attn.to(device), comp.to(device))
+    return completion_logps(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "completion_mask")))
 
 
 def flr_rewards(model, tokenizer, prompts: Sequence[Any], answers: Sequence[str],
