@@ -61,3 +61,27 @@ def test_only_committed_actors_are_remembered(store_url):
     with store._writes.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Actor).where(Actor.external_id == "rolled-back")).scalar() == 1
     store.close()
+
+
+def test_a_pooled_postgresql_connection_killed_while_idle_is_replaced(store_url):
+    """Connections are pinged only after sitting idle (no ping per write under load): one the server
+    closed while it sat in the pool is found dead at checkout and replaced, so the write succeeds."""
+    if not store_url.startswith("postgresql"):
+        return  # SQLite has no server to lose a connection to
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from refeed.store.engine import PING_AFTER_IDLE_S
+
+    store = Store(store_url)
+    iid = store.log([{"role": "user", "content": "q"}], "a")  # the pool now holds a live connection
+    killer = create_engine(store_url)
+    with killer.connect() as conn:
+        killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    killer.dispose()
+    assert killed >= 1
+    time.sleep(PING_AFTER_IDLE_S + 0.2)
+    assert store.feedback(iid, "thumbs", up=True)  # no error reaches the caller
+    store.close()
