@@ -13,8 +13,7 @@ SQLite has one writer at a time, so one group is in flight; PostgreSQL takes con
 up to ``parallel`` (2) groups are written at once: one commit waits on its WAL flush while the next
 group is being inserted. Four at once (the first setting) made the groups smaller for no gain: a
 group costs five or six round trips (six when an author is new to the process) and a millisecond
-of Python whatever its size, and each round
-trip's reply waits for the GIL while the event loop is busy. Two (together with pinging only idle
+of Python whatever its size, and each round trip's reply waits for the GIL while the event loop is busy. Two (together with pinging only idle
 pooled connections, ``refeed/store/engine.py``) gave larger groups (about 5 requests per transaction
 at 16 in flight), 0.05 to 0.4 ms less server CPU per request and a lower p99 at 32 in flight, in
 alternating runs of ``bench/serve_load.py`` against the old code.
