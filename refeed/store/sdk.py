@@ -343,18 +343,7 @@ class Store:
                 q = select(FeedbackSpan).join_from(FeedbackRow, FeedbackSpan).where(*active)
                 for s in conn.execute(q).all():
                     spans[s.feedback_id].append(s)
-        payloads, kind_of, out = {}, {str(k): k for k in FeedbackKind}, []
-        for fid, kind, iid, score, label, text, raw in rows:
-            payload = payloads.get(raw)
-            if payload is None:
-                payload = payloads[raw] = json.loads(raw)
-            if kind == "span":
-                payload = records.span_payload(payload, spans[fid])
-            ts = targets.get(fid, [])
-            if len(ts) > 1:
-                ts.sort(key=records.target_order)
-            out.append(records.FeedbackView(fid, kind_of[kind], iid, score, label, text, payload, ts))
-        return out, answers
+        return _feedback_views(rows, targets, spans), answers
 
     def get_feedback(self, id: str, project: str | None = None) -> Feedback:
         with self.engine.connect() as conn:
@@ -543,3 +532,20 @@ def _pages(engine, q, key, page_size: int):
 
 def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _feedback_views(rows, targets: dict, spans: dict) -> list[records.FeedbackView]:
+    """``FeedbackView``s from ``builder_input``'s rows: each distinct payload decoded once, span rows
+    folded into their payload, targets in their canonical order."""
+    payloads, kind_of, out = {}, {str(k): k for k in FeedbackKind}, []
+    for fid, kind, iid, score, label, text, raw in rows:
+        payload = payloads.get(raw)
+        if payload is None:
+            payload = payloads[raw] = json.loads(raw)
+        if kind == "span":
+            payload = records.span_payload(payload, spans[fid])
+        ts = targets.get(fid, [])
+        if len(ts) > 1:
+            ts.sort(key=records.target_order)
+        out.append(records.FeedbackView(fid, kind_of[kind], iid, score, label, text, payload, ts))
+    return out
