@@ -151,3 +151,68 @@ class PreferencePair:
     chosen: str
     rejected: str
     source_ids: tuple[str, ...] = ()
+
+
+class FinishReason(StrEnum):
+    """Why a completion ended (OpenAI's ``finish_reason`` values)."""
+
+    STOP = "stop"  # the model sampled EOS, or a stop string / stop token matched
+    LENGTH = "length"  # cut off at ``max_new_tokens``: no EOS was sampled, none may be appended
+    ABORTED = "aborted"  # the client went away mid-stream; what was generated so far is kept
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How a completion was (or is to be) sampled. ``temperature=0`` is greedy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int = 0  # top alternatives to return per token (OpenAI's top_logprobs); 0: only the sampled one
+
+    def __post_init__(self):
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
+            raise ValueError(
+                f"need temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1, "
+                f"got {self.temperature}, {self.top_p}, {self.max_new_tokens}"
+            )
+
+
+@dataclass
+class Rollout:
+    """One sampled completion in context, as the generator produced it: the record every loop trains on.
+
+    The server logs the same record for each served answer, so served traffic and simulated rollouts
+    train alike. Token rules (``../shared/ACCEPTANCE.md``, "Tokens are stored as sampled"):
+    - ``completion_ids`` are the exact sampled ids, the EOS or stop token included, even when
+      ``completion`` (the decoded text) drops the stop string; never re-tokenize ``completion``.
+    - ``logprobs[i]`` is the log-prob of ``completion_ids[i]`` under the distribution it was sampled
+      from (after temperature and top-p), so importance ratios against it are exact.
+    - ``finish_reason`` is ``length`` when cut off, and then no EOS is appended.
+    - ``token_ids_exact`` is False for rows from an upstream that returned no token ids (text only);
+      the online and multi-turn losses refuse or re-score those, and say which.
+    """
+
+    messages: list[Message]  # the prompt, OpenAI chat format
+    prompt_ids: list[int]  # the chat template's tokens, generation prompt included
+    completion_ids: list[int]
+    logprobs: list[float]  # (len(completion_ids),)
+    completion: str  # decoded text, special tokens and stop strings dropped
+    finish_reason: FinishReason
+    model: str  # the served name / model id
+    version: str | None = None  # the adapter or weights version that produced it (``name@vN``)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    rewards: dict[str, float | None] = field(default_factory=dict)
+    top_logprobs: list[dict[int, float]] | None = None  # per token: alternative id -> log-prob
+    token_ids_exact: bool = True
+    group: int = 0  # index of the prompt in the generate call; n rollouts share it
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self):
+        if len(self.logprobs) != len(self.completion_ids):
+            raise ValueError(
+                f"a rollout needs one log-prob per completion token: {len(self.logprobs)} for "
+                f"{len(self.completion_ids)} tokens"
+            )
