@@ -128,9 +128,9 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
     """Run one training job; returns its summary (also written to ``run_dir/summary.json``)."""
     import json
 
+    from refeed.batch.encode import check_columns
     from refeed.eval.report import write_report
     from refeed.objectives import build
-    from refeed.train.batching import check_columns
     from refeed.train.loop import train
 
     t0 = time.perf_counter()

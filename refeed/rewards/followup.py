@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
+from refeed.batch.collate import collate
+from refeed.batch.encode import EncodedRow
+from refeed.batch.logprobs import completion_logps
 from refeed.objectives.base import TokenLogps
 from refeed.objectives.flr import flr_score, mine_pairs
-from refeed.train.batching import EncodedRow, collate
-from refeed.train.logprobs import completion_logps
 
 
 def _messages(prompt: Any) -> list[dict]:

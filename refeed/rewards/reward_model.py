@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
+from refeed.batch.collate import collate
+from refeed.batch.encode import encode_rows
 from refeed.objectives import BatchKind, TokenScores, build, capability
-from refeed.train.batching import collate, encode_rows
 
 
 @dataclass
@@ -101,6 +102,6 @@ def score(
 
 
 def _all_sentence_ends(completion: str, heads: int) -> list[dict]:
-    from refeed.train.segments import sentence_ends
+    from refeed.batch.segments import sentence_ends
 
     return [{"end": e, "head": h, "label": 1} for e in sentence_ends(completion) for h in range(heads)]

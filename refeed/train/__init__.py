@@ -1,1 +1,3 @@
-"""Training: the offline loop (``loop.py``), log-probs, batching. The online loop lands in ``online.py``."""
+"""Training: the update step (``step.py``), the offline loop (``loop.py``), the online loop (``online.py``).
+
+Encoding, collation and log-probs live one layer down, in ``refeed.batch``."""

@@ -3,7 +3,7 @@
     result = train(model, tokenizer, rows, build("dpo", {"beta": 0.1}), TrainConfig(lr=5e-4), run_dir=Path("runs/x"))
 
 What the loop does, and in which order:
-1. tokenizes the rows for the objective's ``batch_kind`` (``refeed.train.batching``);
+1. tokenizes the rows for the objective's ``batch_kind`` (``refeed.batch.encode``);
 2. if ``objective.needs_reference``: computes the reference log-probs of every sequence ONCE, before
    the first update, with the policy as it is (the reference is the starting policy) or with
    ``ref_model`` when given, and keeps only completion-token values (a few floats per sequence);
@@ -45,19 +45,12 @@ from typing import Any
 
 import torch
 
+from refeed.batch.collate import collate, collate_shared, scatter_cached, shape_for_objective
+from refeed.batch.encode import EncodedRow, check_columns, encode_for
+from refeed.batch.logprobs import CompletionLogps, SharedPromptLogps, supports_shared_prompt
 from refeed.config import to_dict
 from refeed.objectives.base import Head, Objective, TokenLogps, TokenScores, capability
 from refeed.train import checkpoint as ckpt
-from refeed.train.batching import (
-    EncodedRow,
-    check_columns,
-    collate,
-    collate_shared,
-    encode_for,
-    scatter_cached,
-    shape_for_objective,
-)
-from refeed.train.logprobs import CompletionLogps, SharedPromptLogps, supports_shared_prompt
 
 
 class Schedule(StrEnum):
@@ -83,7 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda when available, else cpu
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
     max_length: int = 512  # tokens per sequence; longer prompts lose tokens from the left
-    logprob_chunk: int = 1024  # completion positions per LM-head chunk (see refeed.train.logprobs)
+    logprob_chunk: int = 1024  # completion positions per LM-head chunk (see refeed.batch.logprobs)
     share_prompt: bool = True  # rows with several answers (pairs, groups): run each prompt once for all of them
     log_every: int = 1
     checkpoint_every: int = 0  # 0: no checkpoints

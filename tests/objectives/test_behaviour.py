@@ -8,10 +8,11 @@ never trained on. Runs in a few seconds each on a 2-core CPU; marked slow.
 import pytest
 import torch
 
+from refeed.batch.collate import collate
+from refeed.batch.encode import encode_rows
+from refeed.batch.logprobs import naive_completion_logps
 from refeed.objectives import build
 from refeed.objectives.base import BatchKind
-from refeed.train.batching import collate, encode_rows
-from refeed.train.logprobs import naive_completion_logps
 from refeed.train.loop import Schedule, TrainConfig, train
 
 pytestmark = pytest.mark.slow
@@ -116,7 +117,7 @@ FILLER = "xk" * 20  # a pattern any model that trains on it learns at once
 def _filler_logp(model, tok, name):
     """Per-token log pi of the FILLER tokens inside the prompt "Greet {name}. FILLER" (first and last
     filler token left out: they follow / precede the fixed text)."""
-    from refeed.train.batching import encode_prompt
+    from refeed.batch.encode import encode_prompt
 
     ids = encode_prompt(tok, [{"role": "user", "content": f"Greet {name}. {FILLER}"}])
     start = len(tok(f"<|im_start|>user\nGreet {name}. ", add_special_tokens=False)["input_ids"])

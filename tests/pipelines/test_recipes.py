@@ -101,8 +101,8 @@ def test_recipe_trains_two_steps(name, tiny_model_dir, tmp_path):
 
 def test_every_objective_is_in_the_objectives_doc_with_its_columns():
     """docs/objectives.md lists every registered objective with every column its rows need."""
+    from refeed.batch.encode import required_columns
     from refeed.objectives import OBJECTIVES, build
-    from refeed.train.batching import required_columns
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "objectives.md").read_text()
     lines = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines() if line.startswith("| `")}

@@ -2,8 +2,8 @@
 
 import torch
 
+from refeed.batch.logprobs import naive_completion_logps
 from refeed.rewards.followup import encode_followup, flr_pairs, flr_rewards
-from refeed.train.logprobs import naive_completion_logps
 
 
 def test_mask_covers_exactly_the_follow_up(tiny):

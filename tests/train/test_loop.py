@@ -3,10 +3,11 @@ import random
 import pytest
 import torch
 
+from refeed.batch.collate import collate
+from refeed.batch.encode import encode_rows
+from refeed.batch.logprobs import naive_completion_logps
 from refeed.objectives import build
 from refeed.objectives.base import BatchKind
-from refeed.train.batching import collate, encode_rows
-from refeed.train.logprobs import naive_completion_logps
 from refeed.train.loop import Schedule, TrainConfig, lr_lambda, train
 
 

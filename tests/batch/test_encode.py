@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from refeed.batch.collate import collate, shape_for_objective
+from refeed.batch.encode import check_columns, encode_for, encode_rows
 from refeed.config import ConfigError
 from refeed.objectives import build
 from refeed.objectives.base import BatchKind, GroupLogps, TokenLogps, UnpairedLogps
-from refeed.train.batching import check_columns, collate, encode_for, encode_rows, shape_for_objective
 from refeed.train.loop import TrainConfig, train
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from refeed.train.logprobs import completion_logps, naive_completion_logps
+from refeed.batch.logprobs import completion_logps, naive_completion_logps
 
 
 def _random_batch(vocab: int, seed: int):
@@ -72,8 +72,9 @@ def test_shared_prompt_equals_separate_forwards_with_their_gradients(tiny, seed)
     """Rows of 3 answers each, prompts of different lengths (left-padded once) and answers of different
     lengths (right-padded): the per-token log-probs and every parameter's gradient equal those of
     K separate prompt + answer forwards through the naive computation (1e-5)."""
-    from refeed.train.batching import EncodedRow, collate, collate_shared
-    from refeed.train.logprobs import shared_prompt_logps
+    from refeed.batch.collate import collate, collate_shared
+    from refeed.batch.encode import EncodedRow
+    from refeed.batch.logprobs import shared_prompt_logps
 
     model, _ = tiny
     g = torch.Generator().manual_seed(seed)
