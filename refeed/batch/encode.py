@@ -28,7 +28,7 @@ from typing import Any
 
 from refeed.batch.segments import segments_from_spans, token_index_of_chars
 from refeed.config import ConfigError
-from refeed.objectives.base import BatchKind, capability, principle_prompt
+from refeed.objectives.base import BatchKind, principle_prompt
 
 # Which answer columns make a row's sequences, per batch kind, in order.
 ANSWER_COLUMNS: dict[BatchKind, tuple[str, ...]] = {
@@ -56,12 +56,12 @@ class EncodedRow:
 def required_columns(objective) -> set[str]:
     """The columns a dataset needs for ``objective``: prompt, its answer columns, labels, extras."""
     kind = objective.batch_kind
-    need = {"prompt", *ANSWER_COLUMNS[kind], *capability(objective, "extra_columns")}
+    need = {"prompt", *ANSWER_COLUMNS[kind], *objective.needs.extra_columns}
     if kind in LABELLED:
         need.add("label")
-    if capability(objective, "staged"):
+    if objective.needs.staged:
         need.add("stage")
-    if capability(objective, "principle_conditioned"):
+    if objective.needs.principle_conditioned:
         need.add("principle")
     return need
 
@@ -177,8 +177,8 @@ def encode_for(tokenizer, rows, objective, max_length: int) -> list[EncodedRow]:
     text_columns = {"prompt", "principle", *ANSWER_COLUMNS[objective.batch_kind]}
     required = tuple(sorted(required_columns(objective) - text_columns))
     return encode_rows(tokenizer, rows, objective.batch_kind, max_length, required=required,
-                       kl_completions=bool(capability(objective, "kl_completions")),
-                       principle=bool(capability(objective, "principle_conditioned")),
+                       kl_completions=objective.needs.kl_completions,
+                       principle=objective.needs.principle_conditioned,
                        categories=tuple(getattr(getattr(objective, "cfg", None), "categories", ()) or ()))
 
 

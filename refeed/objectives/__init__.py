@@ -16,13 +16,13 @@ from refeed.objectives.base import (
     GroupLogps,
     Head,
     LossOutput,
+    Needs,
     Objective,
     PairLogps,
     PairScores,
     TokenLogps,
     TokenScores,
     UnpairedLogps,
-    capability,
 )
 from refeed.objectives.binary_rm import BinaryRM
 from refeed.objectives.bradley_terry import BradleyTerry
@@ -82,6 +82,7 @@ __all__ = [
     "GroupLogps",
     "Head",
     "LossOutput",
+    "Needs",
     "Objective",
     "PairLogps",
     "PairScores",
@@ -89,5 +90,4 @@ __all__ = [
     "TokenScores",
     "UnpairedLogps",
     "build",
-    "capability",
 ]

@@ -1,9 +1,10 @@
 """What every objective takes and returns.
 
 An objective is pure: it receives per-token log-probs of completions (policy, and the cached
-reference when ``needs_reference``), plus the batch's extra tensors, and returns a ``LossOutput``.
-It never calls a model, the store or accelerate; the loop does that and reads the capability
-attributes (``batch_kind``, ``needs_reference``, ``head``, ...) instead of checking names.
+reference when ``needs.reference``), plus the batch's per-answer tensors, and returns a ``LossOutput``.
+It never calls a model, the store or accelerate; the loop does that. What the loop must prepare is
+declared in ONE value, ``needs = Needs(...)`` (with ``batch_kind`` for the row shape); the loop reads
+it and never checks names.
 
 What ``loss(policy, reference, batch)`` receives, by ``head`` and ``batch_kind``:
 
@@ -14,9 +15,12 @@ What ``loss(policy, reference, batch)`` receives, by ``head`` and ``batch_kind``
     head SCORE  SFT / UNPAIRED / GRADED / SPANS  TokenScores (B, T, H)
                 PAIR                     PairScores(chosen, rejected)
 
-``reference`` has the same type (log-probs under the frozen reference) when ``needs_reference``, else None.
+``reference`` has the same type (log-probs under the frozen reference) when ``needs.reference``, else None.
 ``batch`` holds the row's numeric columns as float tensors (B,) (``label``, ``weight``, and every name
-in the objective's ``extra_columns``) plus, for SPANS, ``segment_labels`` / ``segment_mask`` (B, T, H).
+in ``needs.extra_columns``) plus, for SPANS, ``segment_labels`` / ``segment_mask`` (B, T, H), and for
+GROUP rows ``group_valid`` (B, K). Online objectives (rollouts from the current policy) also get
+``old_logps`` (the sampling log-probs, same type as ``policy``) when ``needs.old_logps``, and
+``rewards`` (B, K) when ``needs.rewards``; they turn rewards into advantages inside their own file.
 """
 
 from __future__ import annotations
@@ -46,6 +50,57 @@ class Head(StrEnum):
 
     LM = "lm"  # the language-model head: per-token log-probs of the completion
     SCORE = "score"  # a fresh nn.Linear(hidden, num_heads): per-token scores on completion positions
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Everything an objective asks of the loop, declared once: ``needs = Needs(reference=True)``.
+
+    A class attribute; an objective whose needs depend on its config replaces it in ``__init__``
+    (``self.needs = replace(self.needs, kl_completions=cfg.use_kl)``). Fields, default first:
+        reference: compute reference log-probs once (frozen; cached by model, data and max_length
+            fingerprints) and pass them as ``reference``.
+        old_logps: online rollouts: pass the log-probs each token was sampled with as
+            ``batch["old_logps"]`` (same type as ``policy``), for importance ratios.
+        rewards: online rollouts: pass the per-answer rewards ``batch["rewards"]`` (B, K).
+        head: Head.SCORE -> put an nn.Linear(hidden, num_heads) on the decoder's last hidden states,
+            pass TokenScores / PairScores instead of log-probs, save the head with the model; such
+            objectives also define ``reward(scores, batch) -> (B,)`` (or (B, T) when ``dense_reward``),
+            the one function that turns head outputs into the reward used downstream.
+        num_heads: output size of the SCORE head.
+        dense_reward: ``reward`` returns per-token rewards (B, T) on completion positions.
+        extra_columns: numeric row columns the objective reads from ``batch`` as float (B,); the loop
+            refuses a dataset lacking any of them, naming the column.
+        principle_conditioned: rows carry a ``principle`` (text); the loop scores each row's prompt
+            with the principle appended to its last user turn (``principle_prompt``, RLBFF).
+        kl_completions: for each row i add the sequence (prompt_i, completion of row i-1), rows taken
+            in dataset order, cyclic, fixed once so its reference log-probs are cached like the
+            others; pass UnpairedLogps(completion, kl) for policy and reference.
+        staged: rows carry an int ``stage`` column; train stage 0, then 1, ... (shuffle within a
+            stage only).
+        refresh_reference: with ``staged``, recompute the reference log-probs from the current policy
+            at the start of every stage after the first.
+    """
+
+    reference: bool = False
+    old_logps: bool = False
+    rewards: bool = False
+    head: Head = Head.LM
+    num_heads: int = 1
+    dense_reward: bool = False
+    extra_columns: tuple[str, ...] = ()
+    principle_conditioned: bool = False
+    kl_completions: bool = False
+    staged: bool = False
+    refresh_reference: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_heads < 1:
+            raise ValueError(f"an objective needs num_heads >= 1, got {self.num_heads}")
+        if self.head is Head.SCORE and (self.reference or self.old_logps):
+            raise ValueError("a score-head objective (a reward model) trains on no reference or sampling log-probs")
+        if self.refresh_reference and not self.staged:
+            raise ValueError("refresh_reference re-takes the reference per stage; it needs staged=True")
 
 
 @dataclass
@@ -140,53 +195,17 @@ class LossOutput:
 class Objective(Protocol):
     """The protocol every objective class follows (see ``refeed/objectives/dpo.py``).
 
-    Required attributes, and what the loop does for each:
         name: the registry key.
         Config: the frozen dataclass built from the ``objective:`` section of a recipe.
         batch_kind: which row columns to tokenize and how to shape the forward's output (module doc).
-        needs_reference: compute reference log-probs (once, frozen) and pass them as ``reference``.
-    Optional capabilities (the default, used when the attribute is absent, in brackets):
-        head [Head.LM]: Head.SCORE -> put an nn.Linear(hidden, num_heads) on the decoder's last
-            hidden states, pass TokenScores / PairScores instead of log-probs, save the head with the
-            model; such objectives also define ``reward(scores, batch) -> (B,)`` (or (B, T) when
-            ``dense_reward``), the one function that turns head outputs into the reward used downstream.
-        num_heads [1]: output size of the SCORE head; an INSTANCE attribute when it depends on the config.
-        dense_reward [False]: ``reward`` returns per-token rewards (B, T) on completion positions.
-        extra_columns [()]: numeric row columns the objective reads from ``batch`` as float (B,);
-            the loop refuses a dataset lacking any of them, naming the column.
-        principle_conditioned [False]: rows carry a ``principle`` (text); the loop scores each row's
-            prompt with the principle appended to its last user turn (``principle_prompt``, RLBFF).
-        kl_completions [False]: for each row i add the sequence (prompt_i, completion of row i-1),
-            rows taken in dataset order, cyclic, fixed once so its reference log-probs are cached
-            like the others; pass UnpairedLogps(completion, kl) for policy and reference.
-        staged [False]: rows carry an int ``stage`` column; train stage 0, then 1, ... (shuffle
-            within a stage only); when the instance's ``refresh_reference`` is True, recompute the
-            reference log-probs from the current policy at the start of every stage after the first.
+        needs: what the loop prepares (``Needs``): reference, sampling log-probs, rewards, head, ...
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     batch_kind: ClassVar[BatchKind]
-    needs_reference: ClassVar[bool]
+    needs: Needs
 
     def __init__(self, cfg: Any) -> None: ...
 
-    def loss(self, policy: Any, reference: Any | None, batch: dict[str, torch.Tensor]) -> LossOutput: ...
-
-
-# The value the loop assumes when an objective does not define an optional capability.
-CAPABILITY_DEFAULTS: dict[str, Any] = {
-    "head": Head.LM,
-    "num_heads": 1,
-    "dense_reward": False,
-    "extra_columns": (),
-    "kl_completions": False,
-    "principle_conditioned": False,
-    "staged": False,
-    "refresh_reference": False,
-}
-
-
-def capability(objective: Any, attr: str) -> Any:
-    """``objective.<attr>``, or its documented default when the objective does not define it."""
-    return getattr(objective, attr, CAPABILITY_DEFAULTS[attr])
+    def loss(self, policy: Any, reference: Any | None, batch: dict[str, Any]) -> LossOutput: ...

@@ -18,12 +18,12 @@ matter (a weighted sum of rewards), not part of this loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores, principle_prompt
+from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, TokenScores, principle_prompt
 
 __all__ = ["BinaryRM", "BinaryRMConfig", "principle_prompt"]
 
@@ -44,13 +44,11 @@ class BinaryRM:
     name = "binary_rm"
     Config = BinaryRMConfig
     batch_kind = BatchKind.UNPAIRED
-    needs_reference = False
-    head = Head.SCORE
-    num_heads = 1
+    needs = Needs(head=Head.SCORE)
 
     def __init__(self, cfg: BinaryRMConfig) -> None:
         self.cfg = cfg
-        self.principle_conditioned = cfg.principle
+        self.needs = replace(self.needs, principle_conditioned=cfg.principle)
 
     def reward(self, scores: TokenScores, batch: dict | None = None) -> torch.Tensor:
         """(B,) P(good | x, y) = sigma of the head at the last completion token."""

@@ -11,12 +11,12 @@ rewards near 0. Both are off by default, which is InstructGPT's loss exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, PairScores, TokenScores
+from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, PairScores, TokenScores
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,11 @@ class BradleyTerry:
     name = "bradley_terry"
     Config = BradleyTerryConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = False
-    head = Head.SCORE
-    num_heads = 1
+    needs = Needs(head=Head.SCORE)
 
     def __init__(self, cfg: BradleyTerryConfig) -> None:
         self.cfg = cfg
-        self.extra_columns = ("margin",) if cfg.use_margin else ()
+        self.needs = replace(self.needs, extra_columns=("margin",) if cfg.use_margin else ())
 
     def reward(self, scores: TokenScores, batch: dict | None = None) -> torch.Tensor:
         """(B,) the scalar reward: the head's output at the last completion token."""

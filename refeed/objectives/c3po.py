@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps
 
 IN_SCOPE, NEAR_SCOPE, GENERAL = 0, 1, 2
 
@@ -51,8 +51,7 @@ class C3PO:
     name = "c3po"
     Config = C3POConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
-    extra_columns = ("scope",)  # 0 in-scope, 1 near-scope, 2 general
+    needs = Needs(reference=True, extra_columns=("scope",))  # scope: 0 in-scope, 1 near-scope, 2 general
 
     def __init__(self, cfg: C3POConfig) -> None:
         self.cfg = cfg

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores
+from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, TokenScores
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,8 @@ class CausalRM:
     name = "causal_rm"
     Config = CausalRMConfig
     batch_kind = BatchKind.UNPAIRED
-    needs_reference = False
-    head = Head.SCORE
-    num_heads = 1
-    extra_columns = ("observed", "propensity")  # label holds y~ (any value where observed is 0)
+    # label holds y~ (any value where observed is 0)
+    needs = Needs(head=Head.SCORE, extra_columns=("observed", "propensity"))
 
     def __init__(self, cfg: CausalRMConfig) -> None:
         self.cfg = cfg

@@ -15,10 +15,10 @@ stage are shuffled among themselves only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps
 from refeed.objectives.dpo import DPO, DPOConfig
 
 
@@ -63,13 +63,12 @@ class CurryDPO:
     name = "curry_dpo"
     Config = CurryDPOConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
-    staged = True  # the loop trains rows by their ``stage`` column, in order
-    extra_columns = ("stage",)
+    # the loop trains rows by their ``stage`` column, in order
+    needs = Needs(reference=True, staged=True, extra_columns=("stage",))
 
     def __init__(self, cfg: CurryDPOConfig) -> None:
         self.cfg = cfg
-        self.refresh_reference = cfg.iterative  # the loop re-computes reference log-probs per stage
+        self.needs = replace(self.needs, refresh_reference=cfg.iterative)  # re-take the reference per stage
         self._dpo = DPO(DPOConfig(beta=cfg.beta, label_smoothing=cfg.label_smoothing))
 
     def loss(self, policy: PairLogps, reference: PairLogps, batch: dict | None = None) -> LossOutput:

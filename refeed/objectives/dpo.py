@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class DPO:
     name = "dpo"
     Config = DPOConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
+    needs = Needs(reference=True)
 
     def __init__(self, cfg: DPOConfig) -> None:
         self.cfg = cfg

@@ -20,12 +20,12 @@ the same (B, T) alignment as the TokenScores it passes (the positions of complet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores
+from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, TokenScores
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,11 @@ class FineGrained:
     name = "fine_grained"
     Config = FineGrainedConfig
     batch_kind = BatchKind.SPANS
-    needs_reference = False
-    head = Head.SCORE
-    dense_reward = True
+    needs = Needs(head=Head.SCORE, dense_reward=True)
 
     def __init__(self, cfg: FineGrainedConfig) -> None:
         self.cfg = cfg
-        self.num_heads = len(cfg.weights)
+        self.needs = replace(self.needs, num_heads=len(cfg.weights))
 
     def reward(self, scores: TokenScores, batch: dict) -> torch.Tensor:
         """(B, T) dense rewards at the segment ends given by ``batch["segment_mask"]`` (B, T, H)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps, TokenLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps, TokenLogps
 from refeed.objectives.dpo import DPO, DPOConfig
 
 
@@ -73,7 +73,7 @@ class FLR:
     name = "flr"
     Config = FLRConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
+    needs = Needs(reference=True)
 
     def __init__(self, cfg: FLRConfig) -> None:
         self.cfg = cfg

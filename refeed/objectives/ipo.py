@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps, TokenLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps, TokenLogps
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class IPO:
     name = "ipo"
     Config = IPOConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
+    needs = Needs(reference=True)
 
     def __init__(self, cfg: IPOConfig) -> None:
         self.cfg = cfg

@@ -19,11 +19,11 @@ Imbalance (the paper's rule, encoded as a TRL warning): choose lambda_D n_D / (l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from refeed.objectives.base import BatchKind, LossOutput, TokenLogps, UnpairedLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, TokenLogps, UnpairedLogps
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,11 @@ class KTO:
     name = "kto"
     Config = KTOConfig
     batch_kind = BatchKind.UNPAIRED
-    needs_reference = True
-    kl_completions = True  # overridden per instance by ``use_kl``
+    needs = Needs(reference=True, kl_completions=True)  # kl_completions: ``use_kl`` per instance
 
     def __init__(self, cfg: KTOConfig) -> None:
         self.cfg = cfg
-        self.kl_completions = cfg.use_kl  # the loop adds the mismatched (x_i, y_{i-1}) sequences
+        self.needs = replace(self.needs, kl_completions=cfg.use_kl)  # the mismatched (x_i, y_{i-1}) sequences
 
     def loss(
         self, policy: UnpairedLogps | TokenLogps, reference: UnpairedLogps | TokenLogps, batch: dict

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps, TokenLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps, TokenLogps
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class LDDPO:
     name = "ld_dpo"
     Config = LDDPOConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = True
+    needs = Needs(reference=True)
 
     def __init__(self, cfg: LDDPOConfig) -> None:
         self.cfg = cfg

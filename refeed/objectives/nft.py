@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from refeed.objectives.base import BatchKind, LossOutput, TokenLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, TokenLogps
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class NFT:
     name = "nft"
     Config = NFTConfig
     batch_kind = BatchKind.UNPAIRED
-    needs_reference = True  # the sampling policy pi_old
-    extra_columns = ("correct_rate",)  # the fraction of correct samples for the row's question
+    # reference: the sampling policy pi_old; correct_rate: the fraction of correct samples for the row's question
+    needs = Needs(reference=True, extra_columns=("correct_rate",))
 
     def __init__(self, cfg: NFTConfig) -> None:
         self.cfg = cfg

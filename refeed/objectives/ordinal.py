@@ -20,11 +20,11 @@ violations). The reward is E[level] = sum_k p_k.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from refeed.objectives.base import BatchKind, Head, LossOutput, TokenScores
+from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, TokenScores
 
 EPS = 1e-12
 
@@ -72,12 +72,11 @@ class Ordinal:
     name = "ordinal"
     Config = OrdinalConfig
     batch_kind = BatchKind.GRADED
-    needs_reference = False
-    head = Head.SCORE
+    needs = Needs(head=Head.SCORE)
 
     def __init__(self, cfg: OrdinalConfig) -> None:
         self.cfg = cfg
-        self.num_heads = len(cfg.base_odds)  # one output per level
+        self.needs = replace(self.needs, num_heads=len(cfg.base_odds))  # one output per level
 
     def probs(self, scores: TokenScores) -> torch.Tensor:
         """(B, K) p_k = P(level >= k) at each answer's last token."""
@@ -96,7 +95,7 @@ class Ordinal:
             The batch mean of the summed per-level ordinal NLLs.
         """
         p = self.probs(policy)  # (B, K)
-        level = batch["label"].to(p.device).round().long().clamp(0, self.num_heads)  # (B,)
+        level = batch["label"].to(p.device).round().long().clamp(0, self.needs.num_heads)  # (B,)
         nll = ordinal_nll(p, level)  # (B,)
         return LossOutput(
             loss=nll.mean(),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from refeed.objectives.base import BatchKind, GroupLogps, LossOutput
+from refeed.objectives.base import BatchKind, GroupLogps, LossOutput, Needs
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PlackettLuce:
     name = "plackett_luce"
     Config = PlackettLuceConfig
     batch_kind = BatchKind.GROUP
-    needs_reference = True
+    needs = Needs(reference=True)
 
     def __init__(self, cfg: PlackettLuceConfig) -> None:
         self.cfg = cfg

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refeed.objectives.base import BatchKind, LossOutput, TokenLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, TokenLogps
 
 REDUCTIONS = ("sequence_mean", "sum")
 
@@ -35,7 +35,7 @@ class SFT:
     name = "sft"
     Config = SFTConfig
     batch_kind = BatchKind.SFT
-    needs_reference = False
+    needs = Needs()
 
     def __init__(self, cfg: SFTConfig) -> None:
         self.cfg = cfg

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from refeed.objectives.base import BatchKind, LossOutput, PairLogps
+from refeed.objectives.base import BatchKind, LossOutput, Needs, PairLogps
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class SimPO:
     name = "simpo"
     Config = SimPOConfig
     batch_kind = BatchKind.PAIR
-    needs_reference = False
+    needs = Needs()
 
     def __init__(self, cfg: SimPOConfig) -> None:
         self.cfg = cfg

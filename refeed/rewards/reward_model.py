@@ -21,7 +21,7 @@ import torch
 
 from refeed.batch.collate import collate
 from refeed.batch.encode import encode_rows
-from refeed.objectives import BatchKind, TokenScores, build, capability
+from refeed.objectives import BatchKind, TokenScores, build
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RewardModel:
 
     @property
     def dense(self) -> bool:
-        return bool(capability(self.objective, "dense_reward"))
+        return self.objective.needs.dense_reward
 
 
 def load_reward_model(path: str | Path, device: str = "cpu", dtype: str = "float32") -> RewardModel:
@@ -69,7 +69,7 @@ def score(
         raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
     if dense and not rm.dense:
         raise ValueError(f"objective '{rm.objective.name}' gives one reward per answer; call score(..., dense=False)")
-    conditioned = bool(capability(rm.objective, "principle_conditioned"))
+    conditioned = rm.objective.needs.principle_conditioned
     if conditioned != (principles is not None):
         raise ValueError("this reward model is conditioned on a principle: pass principles=[...], one per answer"
                          if conditioned else "this reward model takes no principles")

@@ -1,7 +1,7 @@
 """Checkpoints that resume exactly: weights, optimizer, scheduler, RNG states and data position.
 
 Layout: ``run_dir/checkpoint-<step>/`` with ``model/`` (save_pretrained), ``trainer.pt`` (optimizer,
-scheduler, torch / python RNG states, step) and ``config.json`` (the resolved train config). The data
+scheduler, torch / python RNG states, step, the loop's extra state) and ``config.json`` (the resolved train config). The data
 position is the step: the loop replays its seeded shuffles and skips the steps already taken, which
 costs index arithmetic only. The reference log-probs are cached once per run in
 ``run_dir/reference_logps.pt`` and reused on resume, so the reference stays the *original* model.
@@ -21,7 +21,9 @@ import torch
 _CKPT = re.compile(r"checkpoint-(\d+)$")
 
 
-def save(path: Path, model, optimizer, scheduler, step: int, rng: random.Random, config: dict[str, Any]) -> Path:
+def save(path: Path, model, optimizer, scheduler, step: int, rng: random.Random, config: dict[str, Any],
+         extra: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint atomically; ``extra`` is more resumable state (the online loop's generator)."""
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -33,6 +35,7 @@ def save(path: Path, model, optimizer, scheduler, step: int, rng: random.Random,
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "python_rng": rng.getstate(),
+        "extra": extra,
     }
     torch.save(state, tmp / "trainer.pt")
     (tmp / "config.json").write_text(json.dumps(config, indent=2))

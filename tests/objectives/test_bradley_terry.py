@@ -17,7 +17,7 @@ from tests.objectives.lp import pair_scores
 
 def test_closed_form_margin_and_centring():
     s = pair_scores([2.0], [0.5])
-    assert build("bradley_terry").head is Head.SCORE
+    assert build("bradley_terry").needs.head is Head.SCORE
     assert build("bradley_terry").loss(s).loss.item() == pytest.approx(0.2014132779, abs=1e-9)
     got = (
         build("bradley_terry", {"use_margin": True})

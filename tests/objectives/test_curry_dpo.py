@@ -31,8 +31,8 @@ def test_loss_is_dpo_closed_form_and_capabilities():
     assert obj.loss(pair([-10.0], [-12.0]), pair([-11.0], [-11.0]), {}).loss.item() == pytest.approx(
         0.5981388694, abs=1e-9
     )
-    assert obj.staged and obj.refresh_reference and "stage" in obj.extra_columns
-    assert build("curry_dpo", {"iterative": False}).refresh_reference is False
+    assert obj.needs.staged and obj.needs.refresh_reference and "stage" in obj.needs.extra_columns
+    assert build("curry_dpo", {"iterative": False}).needs.refresh_reference is False
 
 
 def test_policy_equal_reference_gives_log2():

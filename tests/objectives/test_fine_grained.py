@@ -47,7 +47,7 @@ def _row(value=2.0, requires_grad=False):
 def test_loss_closed_form_and_zero_logit_limit():
     s, batch = _row()
     obj = build("fine_grained")
-    assert obj.num_heads == 2 and obj.dense_reward
+    assert obj.needs.num_heads == 2 and obj.needs.dense_reward
     assert obj.loss(s, None, batch).loss.item() == pytest.approx(1.1269280110, abs=1e-9)
     s0, batch0 = _row(0.0)
     assert obj.loss(s0, None, batch0).loss.item() == pytest.approx(math.log(2))

@@ -32,7 +32,7 @@ def test_negative_kl_is_clamped_and_use_kl_false_means_z0_zero():
     ref = UnpairedLogps(seq([0.0, 0.0]), seq([0.0, 0.0]))
     clamped = build("kto").loss(pol, ref, LABELS).loss.item()
     no_kl = build("kto", {"use_kl": False})
-    assert no_kl.kl_completions is False and build("kto").kl_completions is True
+    assert no_kl.needs.kl_completions is False and build("kto").needs.kl_completions is True
     assert clamped == pytest.approx(no_kl.loss(pol.completion, ref.completion, LABELS).loss.item())
     assert clamped == pytest.approx(1 - torch.sigmoid(torch.tensor(0.1, dtype=torch.float64)).item())
 

@@ -22,7 +22,7 @@ CFG = {"base_odds": [0.04, 0.0002], "scales": [4, 4]}
 @pytest.mark.parametrize("level,expected", [(0, 0.5178895323), (1, 2.9772756089), (2, 6.7999082908)])
 def test_closed_form(level, expected):
     obj = build("ordinal", CFG)
-    assert obj.num_heads == 2
+    assert obj.needs.num_heads == 2
     out = obj.loss(scores([[0.5, 0.3]]), None, {"label": torch.tensor([float(level)])})
     assert out.loss.item() == pytest.approx(expected, abs=1e-9)
 

@@ -19,7 +19,7 @@ def _pol(c=(-2.5,) * 4, r=(-2.4,) * 5, requires_grad=False):
 
 def test_closed_form():
     obj = build("simpo", {"beta": 2.0, "gamma": 1.0})
-    assert obj.needs_reference is False
+    assert obj.needs.reference is False
     assert obj.loss(_pol(), None).loss.item() == pytest.approx(1.4632824673, abs=1e-9)
 
 

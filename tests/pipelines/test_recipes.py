@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from refeed.objectives import OBJECTIVES, Head, build, capability
+from refeed.objectives import OBJECTIVES, Head, build
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -90,7 +90,7 @@ def test_recipe_trains_two_steps(name, tiny_model_dir, tmp_path):
     assert (run / "model").is_dir()
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     objective = OBJECTIVES[name]
-    if capability(objective, "head") is Head.SCORE:
+    if objective.needs.head is Head.SCORE:
         from refeed.rewards import load_reward_model, score
 
         assert (run / "model" / "score_head.safetensors").is_file()
