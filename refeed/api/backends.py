@@ -100,7 +100,7 @@ class LocalBackend:
         model.eval()
         self.name = name or served_name(path)
         self.gen = TransformersGenerator(model, tok, name=self.name)
-        self.gen.version  # the weights digest, computed once at start rather than on the first request
+        self.version = self.gen.version  # the weights digest, computed once at start, not per request
         self.queue = GenerationQueue(queue_limit)
 
     def prepare(self, req: dict[str, Any]) -> tuple[list[int], list[dict], SamplingParams, int]:
