@@ -93,9 +93,14 @@ async def chat_completions(req: ChatRequest, request: Request, who: Principal = 
 
     async def on_close():
         """However the response ended: a client that went away mid-stream still gets its answer logged."""
-        if not state["logging"]:
-            state["logging"] = True
-            await _run(_log, request, who, req, await run.finish(abort=True), ids)
+        if state["logging"]:
+            return
+        state["logging"] = True
+        try:
+            served = await run.finish(abort=True)
+        except Exception:  # noqa: BLE001 - the generation itself failed (the stream broke off): nothing to log
+            return
+        await _run(_log, request, who, req, served, ids)
 
     return _LoggedStream(events(), on_close, media_type="text/event-stream", headers={HEADER: ",".join(ids)})
 
