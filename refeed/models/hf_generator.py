@@ -72,7 +72,7 @@ class TransformersGenerator:
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         self.eos = {tokenizer.eos_token_id, *eos} - {None}
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.eos))
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos, default=0)
         self.context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         # transformers 5.x names the KV cache argument ``cache``; older models ``past_key_values``
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -80,7 +80,9 @@ class TransformersGenerator:
     @property
     def version(self) -> str:
         if self._version is None:
-            self._version = f"{self.name}@{weights_digest(self.model)}"
+            adapter = getattr(self.model, "active_adapter", None)  # a peft model: its adapter's name too
+            adapter = f":{adapter}" if isinstance(adapter, str) else ""
+            self._version = f"{self.name}{adapter}@{weights_digest(self.model)}"
         return self._version
 
     @version.setter

@@ -6,6 +6,7 @@ import threading
 import pytest
 import torch
 
+from refeed.models.generator import Generator
 from refeed.models.hf_generator import TransformersGenerator
 from refeed.types import FinishReason, SamplingParams
 
@@ -95,6 +96,7 @@ def test_n_samples_and_seeds(gen):
     assert [r.completion_ids for r in a] != [r.completion_ids for r in c]
     assert len({tuple(r.completion_ids) for r in a[:3]}) > 1  # the n samples of one prompt differ
     assert a[0].version == gen.version and gen.version.startswith("tiny@")
+    assert isinstance(gen, Generator)  # the protocol every loop samples through
 
 
 def test_streamed_steps_add_up_and_abort_keeps_what_was_sampled(gen):

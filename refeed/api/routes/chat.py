@@ -64,6 +64,12 @@ async def chat_completions(req: ChatRequest, request: Request, who: Principal = 
                             headers={HEADER: ",".join(ids)})
     model = settings.model_name or getattr(backend, "name", None) or req.model or "refeed"
     run = await backend.open_stream(body)  # a bad request or a full queue fails here, with its status
+    return _stream(request, who, req, run, ids, created, model, extra)
+
+
+def _stream(request: Request, who: Principal, req: ChatRequest, run, ids, created, model, extra):
+    """The SSE response: a role chunk per choice, the pieces as sampled, then (once logged) each choice's
+    finish reason, the usage chunk if asked for, and ``[DONE]``."""
     usage_too = bool((req.stream_options or {}).get("include_usage"))
     state = {"logging": False}
 
