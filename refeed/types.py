@@ -159,6 +159,8 @@ class FinishReason(StrEnum):
     STOP = "stop"  # the model sampled EOS, or a stop string / stop token matched
     LENGTH = "length"  # cut off at ``max_new_tokens``: no EOS was sampled, none may be appended
     ABORTED = "aborted"  # the client went away mid-stream; what was generated so far is kept
+    TOOL_CALLS = "tool_calls"  # an upstream's answer that calls tools
+    CONTENT_FILTER = "content_filter"  # an upstream withheld the rest
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int = 0  # top alternatives to return per token (OpenAI's top_logprobs); 0: only the sampled one
+    # (token id, bias) pairs added to the logits before temperature (OpenAI's logit_bias); the
+    # recorded log-probs are those of the biased distribution, which is what was sampled from
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
@@ -178,6 +183,19 @@ class SamplingParams:
                 f"need temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1, "
                 f"got {self.temperature}, {self.top_p}, {self.max_new_tokens}"
             )
+        if self.logprobs < 0:
+            raise ValueError(f"need logprobs >= 0, got {self.logprobs}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: what a served row stores as its sampling parameters."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens,
+                "stop": list(self.stop), "seed": self.seed, "logprobs": self.logprobs,
+                "logit_bias": [list(p) for p in self.logit_bias]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SamplingParams:
+        return cls(**{**d, "stop": tuple(d.get("stop") or ()),
+                      "logit_bias": tuple((int(t), float(b)) for t, b in d.get("logit_bias") or ())})
 
 
 @dataclass

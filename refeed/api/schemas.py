@@ -100,6 +100,14 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1, le=4096)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    # the rest of OpenAI's sampling surface (refeed/api/backends.py reads these)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    n: int | None = Field(None, ge=1, le=16)
+    stop: str | list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=4)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(None, max_length=300)
+    stream_options: dict[str, Any] | None = None
     stream: bool = False
     user: str | None = Field(None, max_length=200)
     thread_id: str | None = Field(None, max_length=200)

@@ -17,6 +17,7 @@ class ServeSettings:
     local: bool = False  # local mode: bound to 127.0.0.1, requests without a key act as admin of `project`
     project: str = "default"
     max_tokens: int = 256
+    max_queue: int = 64  # local generations running or waiting; one more is answered 429 (backends.py)
     # Signs the browser-safe feedback tokens (auth.py). Unset: a random secret per process, so tokens
     # stop working when the server restarts; set REFEED_TOKEN_SECRET to share one across processes.
     token_secret: str | None = None

@@ -36,6 +36,8 @@ from refeed.cli import main
     help="signs browser feedback tokens; unset: random per process (tokens end at restart)",
 )
 @click.option("--max-tokens", default=256, show_default=True, type=int, help="default max_tokens per answer")
+@click.option("--max-queue", default=64, show_default=True, type=click.IntRange(min=1),
+              help="local generations running or waiting; one more is answered 429")
 def serve(
     model,
     upstream,
@@ -49,6 +51,7 @@ def serve(
     model_name,
     token_secret,
     max_tokens,
+    max_queue,
 ):
     """Serve a model (or proxy one), log every answer, and collect feedback on it.
 
@@ -71,6 +74,7 @@ def serve(
         local=local,
         project=project,
         max_tokens=max_tokens,
+        max_queue=max_queue,
         token_secret=token_secret,
     )
     try:

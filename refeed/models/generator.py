@@ -4,7 +4,8 @@ Token ids and sampling log-probs come out; text is only decoded for display and 
 again (``refeed.types.Rollout`` has the token rules). The offline demo's sampling, the online loop,
 multi-turn environments and the server all go through a ``Generator``:
 
-- the transformers backend (KV cache, batching), which the server uses too;
+- the transformers backend (KV cache, batching), which the server uses too:
+  ``refeed.models.hf_generator.TransformersGenerator`` (it also streams steps and can be aborted);
 - vLLM when installed on a GPU (untested here: vLLM cannot be installed on these machines);
 - any OpenAI-compatible endpoint, for judges and proxies (rows flagged ``token_ids_exact=False``
   where the upstream returns no token ids).

@@ -207,3 +207,21 @@ class DatasetBuild(Base):
     watermark: Mapped[str | None] = mapped_column(Id)
     rows: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+
+
+class ServedTokens(Base):
+    """What learning from a served answer needs (``refeed.types.Rollout``): the exact sampled token ids
+    (EOS or stop tokens included), each one's log-prob under the sampling distribution, how it was
+    sampled and which weights / adapter version did it. One row per served interaction;
+    ``token_ids_exact`` is false for an upstream that returned text only (the id lists are empty)."""
+
+    __tablename__ = "served_tokens"
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), primary_key=True)
+    prompt_ids: Mapped[list[Any]]
+    completion_ids: Mapped[list[Any]]
+    logprobs: Mapped[list[Any]]
+    top_logprobs: Mapped[list[Any] | None]
+    finish_reason: Mapped[str] = mapped_column(String(16))
+    sampling: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    token_ids_exact: Mapped[bool]

@@ -29,14 +29,20 @@ CHUNK = 500  # ids per IN (...) query: far below SQLite's and PostgreSQL's param
 
 
 def write(
-    engine: Engine, project_id: str, items: Sequence[Interaction | Feedback], retries: int = 50
+    engine: Engine, project_id: str, items: Sequence[Interaction | Feedback], retries: int = 50, after=None
 ) -> list[str]:
-    """Write ``items`` in one transaction; return their ids in order (existing ids for replays)."""
+    """Write ``items`` in one transaction; return their ids in order (existing ids for replays).
+
+    ``after(conn, ids)``, if given, runs in the same transaction once the records are in (side rows
+    such as ``refeed.store.tokens``'s), so they commit, retry and fail together with them.
+    """
     for attempt in range(retries):
         learned: dict[tuple[str, str], str] = {}
         try:
             with engine.begin() as conn:
                 ids = _write(conn, project_id, list(items), learned)
+                if after is not None:
+                    after(conn, ids)
             _ACTOR_IDS.setdefault(engine, {}).update(learned)  # committed: safe to reuse
             return ids
         except OperationalError as e:  # SQLite busy beyond busy_timeout: back off and try again

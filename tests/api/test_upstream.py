@@ -1,6 +1,6 @@
 """``refeed serve --upstream``: in front of another OpenAI-compatible server (here a second refeed serving
 the tiny model), answers pass through, streamed too, and are logged in the proxy's store; an
-unreachable upstream is a 502 and logs nothing."""
+unreachable upstream is a 502 and logs nothing. The proxy's rows are flagged ``token_ids_exact=False``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from openai import OpenAI
 
 from refeed.store import Store
+from refeed.store.tokens import rollouts
 from tests.api.conftest import free_port, make_keys, start_server
 
 CHAT = [{"role": "user", "content": "3+4="}]
@@ -33,6 +34,8 @@ def test_proxied_answers_pass_through_and_are_logged(tmp_path, model_server):
     try:
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=keys["ingest"])
         whole = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, seed=1)
+        two = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, seed=2, n=2,
+                                             stop=["\n"], logprobs=True)
         pieces, ids = [], set()
         for chunk in client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, stream=True):
             ids.add(chunk.model_extra["refeed"]["interaction_id"])
@@ -44,6 +47,11 @@ def test_proxied_answers_pass_through_and_are_logged(tmp_path, model_server):
     mine = whole.model_extra["refeed"]["interaction_id"]
     assert store.get_interaction(mine).completion == whole.choices[0].message.content
     (streamed_id,) = ids
+    # An upstream returns text, not token ids: the proxy's rows are flagged.
+    flagged = rollouts(store, [mine, streamed_id, *two.model_extra["refeed"]["interaction_ids"]])
+    assert len(flagged) == 4 and not any(r.token_ids_exact or r.completion_ids for r in flagged.values())
+    assert [c.message.content for c in two.choices] == [flagged[i].completion for i in two.model_extra["refeed"]["interaction_ids"]]
+    assert all(c.logprobs.content for c in two.choices if c.message.content)  # passed through from upstream
     assert store.get_interaction(streamed_id).completion == "".join(pieces)
     # The upstream logged the same answers under its own ids: refeed in front of refeed.
     upstream = Store(model_server.store_url)
