@@ -33,20 +33,24 @@ def completion_logps(
     attention_mask: torch.Tensor,  # (B, T)
     completion_mask: torch.Tensor,  # (B, T) 1 on completion tokens
     chunk_size: int = 1024,
+    temperature: float = 1.0,
 ) -> TokenLogps:
-    """``log pi(y_t | x, y_<t)`` for every completion token; values (B, T-1) aligned with ``input_ids[:, 1:]``."""
+    """``log pi(y_t | x, y_<t)`` for every completion token; values (B, T-1) aligned with ``input_ids[:, 1:]``.
+
+    ``temperature`` divides the logits first, so the log-probs are those of the distribution a
+    generator sampled from at that temperature (importance ratios against sampling log-probs)."""
     targets = input_ids[:, 1:]  # (B, T-1): position t predicts token t+1
     mask = completion_mask[:, 1:].bool()  # (B, T-1)
     parts = _split_lm(model)
     if parts is None:
-        return naive_completion_logps(model, input_ids, attention_mask, completion_mask)
+        return naive_completion_logps(model, input_ids, attention_mask, completion_mask, temperature)
     decoder, head = parts
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
     picked = hidden[:, :-1][mask]  # (N, H): only positions that predict a completion token
     picked_targets = targets[mask]  # (N,)
     out = []
     for start in range(0, picked.shape[0], chunk_size):
-        logits = head(picked[start : start + chunk_size]).float()  # (n, V)
+        logits = head(picked[start : start + chunk_size]).float() / temperature  # (n, V)
         tgt = picked_targets[start : start + chunk_size]
         # log_softmax(x)[y] = x[y] - logsumexp(x): no (n, V) log-prob tensor beyond the logits
         out.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
@@ -56,9 +60,9 @@ def completion_logps(
     return TokenLogps(values=values, mask=mask)
 
 
-def naive_completion_logps(model, input_ids, attention_mask, completion_mask) -> TokenLogps:
+def naive_completion_logps(model, input_ids, attention_mask, completion_mask, temperature: float = 1.0) -> TokenLogps:
     """The textbook computation, kept as the reference the chunked version is tested against."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()  # (B, T, V)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float() / temperature  # (B, T, V)
     logp = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
     mask = completion_mask[:, 1:].bool()
     return TokenLogps(values=logp * mask, mask=mask)
@@ -69,13 +73,14 @@ class CompletionLogps(torch.nn.Module):
     every parameter (calling the decoder and head of a wrapped model directly would bypass DDP's
     gradient synchronisation). Returns plain tensors ``(values, mask)`` for the wrapper to trace."""
 
-    def __init__(self, model, chunk_size: int = 1024) -> None:
+    def __init__(self, model, chunk_size: int = 1024, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.chunk_size = chunk_size
+        self.temperature = temperature
 
     def forward(self, input_ids, attention_mask, completion_mask):
-        lp = completion_logps(self.model, input_ids, attention_mask, completion_mask, self.chunk_size)
+        lp = completion_logps(self.model, input_ids, attention_mask, completion_mask, self.chunk_size, self.temperature)
         return lp.values, lp.mask
 
 
@@ -86,6 +91,7 @@ def shared_prompt_logps(
     answer_ids: torch.Tensor,  # (S, A) right-padded, S = K * B sequence-major: answer j of row r at j * B + r
     answer_mask: torch.Tensor,  # (S, A)
     chunk_size: int = 1024,
+    temperature: float = 1.0,
 ) -> TokenLogps | None:
     """Completion log-probs with each prompt run ONCE for all its K answers (chosen and rejected).
 
@@ -115,7 +121,7 @@ def shared_prompt_logps(
     picked, targets = before[mask], answer_ids[mask]  # (N, H), (N,)
     flat = []
     for start in range(0, picked.shape[0], chunk_size):
-        logits = head(picked[start : start + chunk_size]).float()  # (n, V)
+        logits = head(picked[start : start + chunk_size]).float() / temperature  # (n, V)
         tgt = targets[start : start + chunk_size]
         flat.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
     values = torch.zeros(mask.shape, dtype=torch.float32, device=answer_ids.device)
@@ -136,13 +142,15 @@ def _cache_name(cls) -> str:
 class SharedPromptLogps(torch.nn.Module):
     """``shared_prompt_logps`` as one module for DDP / accelerate (see ``CompletionLogps``)."""
 
-    def __init__(self, model, chunk_size: int = 1024) -> None:
+    def __init__(self, model, chunk_size: int = 1024, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.chunk_size = chunk_size
+        self.temperature = temperature
 
     def forward(self, prompt_ids, prompt_mask, answer_ids, answer_mask):
-        lp = shared_prompt_logps(self.model, prompt_ids, prompt_mask, answer_ids, answer_mask, self.chunk_size)
+        lp = shared_prompt_logps(self.model, prompt_ids, prompt_mask, answer_ids, answer_mask, self.chunk_size,
+                                 self.temperature)
         return lp.values, lp.mask
 
 
