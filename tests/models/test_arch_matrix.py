@@ -199,6 +199,28 @@ def test_conversational_data_on_a_base_model_names_the_option(base_dirs, data_fi
     assert not (tmp_path / "x").exists()  # refused before the run directory is written
 
 
+def test_cli_overrides_set_the_template_and_the_lora_targets():
+    from refeed.cli._common import load_config
+    from refeed.pipelines.train_job import TrainJobConfig
+
+    cfg = load_config(
+        TrainJobConfig, None, ["model.chat_template=chatml", "model.lora.target_modules=all-linear"]
+    )
+    assert cfg.model.chat_template == "chatml" and cfg.model.lora.target_modules == "all-linear"
+    cfg = load_config(TrainJobConfig, None, ["model.lora.target_modules=[c_attn,c_proj]"])
+    assert cfg.model.lora.target_modules == ["c_attn", "c_proj"]
+
+
+@pytest.mark.slow
+def test_plain_text_rows_train_a_base_model_without_a_template(base_dirs, tmp_path):
+    data = tmp_path / "text.jsonl"
+    data.write_text(
+        "".join(json.dumps({"prompt": f"{i}+3=", "completion": f"{i + 3}"}) + "\n" for i in range(4))
+    )
+    summary = _train(base_dirs["gpt2"], tmp_path, "text", "sft", data)
+    assert summary["train_steps"] == 2 and math.isfinite(summary["final_loss"])
+
+
 # ---- each family through training, sampling, serving and a score head -----------------------------
 
 
