@@ -104,10 +104,11 @@ def base_dirs(tmp_path_factory):
 
 
 def _rows(n: int = 4) -> list[dict]:
-    """Conversational rows (TRL columns) with a system turn and a past answer that holds reasoning."""
+    """Conversational rows (TRL columns) with a system turn and a past answer that holds reasoning; not
+    the built-in task's prompts, so ``refeed train`` runs no held-out task evaluation on them."""
     return [
         {
-            "prompt": CHAT[:3] + [{"role": "user", "content": f"What is {i}+3?"}],
+            "prompt": CHAT[:3] + [{"role": "user", "content": f"Add 3 to {i}."}],
             "chosen": f"{i + 3}.",
             "rejected": "I do not know.",
             "completion": f"It is {i + 3}.",
