@@ -2,6 +2,8 @@
 
 A local directory or a hub id both work where a hub is reachable. Offline, a hub id fails with a
 message that names the directory option, instead of a long network traceback.
+``add_lora`` puts peft adapters where they fit the architecture (``lora_targets``), so the same
+recipe runs on Llama-style (``q_proj``), GPT-2 (``c_attn``) and fused-projection (Phi-3) models.
 """
 
 from __future__ import annotations
@@ -104,13 +106,13 @@ def lora_targets(model, target_modules: str | list[str] = "auto") -> str | list[
         return "all-linear"
     if isinstance(target_modules, str):
         target_modules = [target_modules]
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_linear(m)}
-    missing = sorted(set(target_modules) - names)
-    if missing:
+    linear = [n for n, m in model.named_modules() if _is_linear(m)]
+    missing = sorted(t for t in set(target_modules) if not any(n == t or n.endswith("." + t) for n in linear))
+    if missing:  # peft matches a name against the end of the module path, as here
         raise ValueError(
             f"model.lora.target_modules: {missing} not in this {model.config.model_type} model; its linear "
-            f"layers are {sorted(names)}. Use model.lora.target_modules=auto (peft's default for the "
-            f"architecture) or all-linear"
+            f"layers are {sorted({n.rsplit('.', 1)[-1] for n in linear})}. Use model.lora.target_modules=auto "
+            f"(peft's default for the architecture) or all-linear"
         )
     return list(target_modules)
 
@@ -125,10 +127,9 @@ def _is_linear(module) -> bool:
 def add_lora(model, r: int, alpha: int = 16, dropout: float = 0.0, target_modules: str | list[str] = "auto"):
     """``model`` with LoRA adapters of rank ``r`` on ``lora_targets(model, target_modules)`` (peft)."""
     from peft import LoraConfig, get_peft_model
-
-    targets = lora_targets(model, target_modules)
     from transformers.pytorch_utils import Conv1D
 
+    targets = lora_targets(model, target_modules)
     fan_in_fan_out = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores weights transposed
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                      fan_in_fan_out=fan_in_fan_out, task_type="CAUSAL_LM")  # fmt: skip

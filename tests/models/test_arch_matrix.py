@@ -83,24 +83,33 @@ def _config(arch: str, tok):
     return cls(**ids, **shape)
 
 
-@pytest.fixture(scope="module")
-def base_dirs(tmp_path_factory):
-    """One saved model directory per family (config.json, weights, tokenizer files)."""
-    from transformers import AutoModelForCausalLM, GenerationConfig
+class _BaseDirs(dict):
+    """arch -> a saved model directory (config.json, weights, tokenizer files), written on first use."""
 
-    dirs = {}
-    for arch in ARCHS:
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, arch: str):
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
         tok = _tokenizer(arch)
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(_config(arch, tok))
         model.generation_config = GenerationConfig(
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
         )
-        path = tmp_path_factory.mktemp(arch) / "model"
+        path = self.root / arch
         model.save_pretrained(path)
         tok.save_pretrained(path)
-        dirs[arch] = path
-    return dirs
+        self[arch] = path
+        return path
+
+
+@pytest.fixture(scope="module")
+def base_dirs(tmp_path_factory):
+    """One saved model per family, shared by the module (the fast tests write only the two they use)."""
+    return _BaseDirs(tmp_path_factory.mktemp("base"))
 
 
 def _rows(n: int = 4) -> list[dict]:
@@ -188,6 +197,7 @@ def test_lora_targets_follow_the_architecture(base_dirs):
         ValueError, match=r"\['k_proj', 'o_proj', 'q_proj', 'v_proj'\] not in this gpt2.*c_attn"
     ):
         lora_targets(gpt2, ["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert lora_targets(gpt2, ["attn.c_attn", "c_fc"]) == ["attn.c_attn", "c_fc"]  # path suffixes, as peft
     assert lora_targets(load(base_dirs["phi3"])[0]) == "all-linear"  # peft has no default for Phi-3
     wrapped = add_lora(gpt2, r=4)
     names = {n for n, p in wrapped.named_parameters() if p.requires_grad}
