@@ -2,6 +2,8 @@
 
 A local directory or a hub id both work where a hub is reachable. Offline, a hub id fails with a
 message that names the directory option, instead of a long network traceback.
+``add_lora`` puts peft adapters where they fit the architecture (``lora_targets``), so the same
+recipe runs on Llama-style (``q_proj``), GPT-2 (``c_attn``) and fused-projection (Phi-3) models.
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ def resolve_dtype(dtype: str, device: str):
         raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got '{dtype}'") from None
 
 
-def load_tokenizer(name_or_path: str | Path):
+def load_tokenizer(name_or_path: str | Path, chat_template: str = ""):
+    """The tokenizer; ``chat_template`` (a name in ``refeed.models.templates`` or a Jinja file) replaces
+    or supplies its chat template, e.g. ``"chatml"`` for a base model that has none."""
     from transformers import AutoTokenizer
 
-    return _load(AutoTokenizer.from_pretrained, name_or_path)
+    from refeed.models.templates import set_chat_template
+
+    tok = _load(AutoTokenizer.from_pretrained, name_or_path)
+    set_chat_template(tok, chat_template)
+    return tok
 
 
 def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu", quantization: str = ""):
@@ -76,9 +84,56 @@ def quantization_config(kind: str, device: str):
                               bnb_4bit_compute_dtype=compute)
 
 
-def load(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
+def load(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu", chat_template: str = ""):
     """``(model, tokenizer)`` from one directory or hub id."""
-    return load_model(name_or_path, dtype, device), load_tokenizer(name_or_path)
+    return load_model(name_or_path, dtype, device), load_tokenizer(name_or_path, chat_template)
+
+
+def lora_targets(model, target_modules: str | list[str] = "auto") -> str | list[str] | None:
+    """What to pass as peft's ``target_modules`` for ``model``.
+
+    "auto": peft's default for the architecture (``q_proj``/``v_proj`` on Llama-like models, ``c_attn``
+    on GPT-2), or "all-linear" for an architecture peft has no default for (Phi-3's fused ``qkv_proj``).
+    "all-linear": every linear layer but the output head (the QLoRA paper's choice). A list of module
+    names is checked against the model, so a name from another family (``q_proj`` on GPT-2) is refused
+    with the names this model has, instead of peft's bare "not found in the base model".
+    """
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    if target_modules in ("auto", "", None):
+        return None if getattr(model.config, "model_type", None) in DEFAULTS else "all-linear"
+    if target_modules == "all-linear":
+        return "all-linear"
+    if isinstance(target_modules, str):
+        target_modules = [target_modules]
+    linear = [n for n, m in model.named_modules() if _is_linear(m)]
+    missing = sorted(t for t in set(target_modules) if not any(n == t or n.endswith("." + t) for n in linear))
+    if missing:  # peft matches a name against the end of the module path, as here
+        raise ValueError(
+            f"model.lora.target_modules: {missing} not in this {model.config.model_type} model; its linear "
+            f"layers are {sorted({n.rsplit('.', 1)[-1] for n in linear})}. Use model.lora.target_modules=auto "
+            f"(peft's default for the architecture) or all-linear"
+        )
+    return list(target_modules)
+
+
+def _is_linear(module) -> bool:
+    import torch
+    from transformers.pytorch_utils import Conv1D  # GPT-2's linear layers
+
+    return isinstance(module, torch.nn.Linear | Conv1D)
+
+
+def add_lora(model, r: int, alpha: int = 16, dropout: float = 0.0, target_modules: str | list[str] = "auto"):
+    """``model`` with LoRA adapters of rank ``r`` on ``lora_targets(model, target_modules)`` (peft)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers.pytorch_utils import Conv1D
+
+    targets = lora_targets(model, target_modules)
+    fan_in_fan_out = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores weights transposed
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                     fan_in_fan_out=fan_in_fan_out, task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, cfg)
 
 
 def _load(fn, name_or_path: str | Path, need_config: bool = False, **kwargs):

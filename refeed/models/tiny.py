@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IM_START, IM_END, PAD, UNK = "<|im_start|>", "<|im_end|>", "<|pad|>", "<|unk|>"
-SPECIAL_TOKENS = (PAD, UNK, IM_START, IM_END)
 
 # Qwen/ChatML layout: <|im_start|>role\ncontent<|im_end|>\n ... ; the assistant turn ends with <|im_end|> (EOS).
 CHAT_TEMPLATE = (
@@ -40,13 +39,25 @@ class TinyConfig:
     seed: int = 0
 
 
-def build_tokenizer():
-    """A character-level fast tokenizer with a chat template (a ``PreTrainedTokenizerFast``)."""
+def build_tokenizer(
+    special_tokens: tuple[str, ...] = (IM_START, IM_END),
+    eos: str = IM_END,
+    bos: str | None = None,
+    chat_template: str | None = CHAT_TEMPLATE,
+):
+    """A character-level fast tokenizer (a ``PreTrainedTokenizerFast``).
+
+    The defaults are the built-in model's (ChatML markers, ``<|im_end|>`` as EOS, its chat template);
+    the architecture tests give it another family's markers and EOS, or no chat template at all (a
+    base model), so every family is tested without downloading its tokenizer.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
+    if eos not in special_tokens or (bos is not None and bos not in special_tokens):
+        raise ValueError(f"eos {eos!r} and bos {bos!r} must be among the special tokens {special_tokens}")
     chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))  # printable ASCII + space + newline
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    vocab = {tok: i for i, tok in enumerate((PAD, UNK, *special_tokens))}
     for ch in chars:
         vocab[ch] = len(vocab)
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
@@ -54,14 +65,14 @@ def build_tokenizer():
     core.decoder = decoders.Fuse()  # join characters back without spaces
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
-        bos_token=None,
-        eos_token=IM_END,
+        bos_token=bos,
+        eos_token=eos,
         pad_token=PAD,
         unk_token=UNK,
-        additional_special_tokens=[IM_START],
+        additional_special_tokens=[t for t in special_tokens if t not in (eos, bos)],
         clean_up_tokenization_spaces=False,
     )
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template
     tok.padding_side = "left"  # generation pads on the left; the training collator pads itself
     return tok
 

@@ -12,9 +12,17 @@ thresholds a_k = -log m_k (m_k the base odds pos_rate_k / (1 - pos_rate_k)):
 
 K = 2 is the code's two-step loss (step 1 = the first level alone, step 2 = the full ladder); the
 K-level sum is ``_with_multi_feedback``'s one step per level. With all logits 0 the model predicts the
-base rates. Deviation: p_j - p_{j+1} is clamped at 1e-12 inside its log; GNOLR keeps it positive with
-bounded cosine logits (gamma < a_2 - a_1), a fresh linear head has no such bound (a metric counts
-violations). The reward is E[level] = sum_k p_k.
+base rates. The reward is E[level] = sum_k p_k.
+
+The NLL is computed in log space: -log(1 - p_1) = -logsigmoid(-z_1), -log p_k = -logsigmoid(z_k), and
+log(p_j - p_{j+1}) = logsigmoid(z_j) + logsigmoid(-z_{j+1}) + log(1 - exp(-g_j)) with the gap
+g_j = z_j - z_{j+1} = a_{j+1} - a_j - s_{j+1} l_{j+1} formed without cancellation. The probability form
+rounds 1 - p to 0 in float32 from |z| of about 17, where a confidently wrong row then gets an infinite
+(or clamped and gradient-free) loss; here its loss grows like |z| and its gradient stays ~s.
+Deviation: GNOLR keeps p_j > p_{j+1} with bounded cosine logits (gamma < a_2 - a_1); a fresh linear
+head has no such bound, so the gap is floored at ``MIN_GAP`` inside the last log (a metric counts
+violations). Below the floor that log is constant, and the two logsigmoid terms still push p_j up and
+p_{j+1} down.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 
 from refeed.objectives.base import BatchKind, Head, LossOutput, Needs, TokenScores
+from refeed.objectives.stable import log_sigmoid_diff
 
-EPS = 1e-12
+MIN_GAP = 1e-4  # floor of z_j - z_{j+1} inside log(1 - exp(-gap)): caps that term at -log(1e-4) = 9.2
 
 
 @dataclass(frozen=True)
@@ -48,23 +58,35 @@ def base_odds_from_levels(levels: list[int], num_levels: int) -> tuple[float, ..
     return tuple(r / (1 - r) for r in rates)
 
 
+def _thresholds(base_odds, scales, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a = torch.tensor([-math.log(m) for m in base_odds], dtype=like.dtype, device=like.device)  # (K,)
+    return a, torch.tensor(scales, dtype=like.dtype, device=like.device)  # (K,), (K,)
+
+
+def cumulative_logits(logits: torch.Tensor, base_odds, scales) -> torch.Tensor:
+    """(B, K) z_k = sum_{i <= k} s_i l_i - a_k from head outputs ``logits`` (B, K)."""
+    a, s = _thresholds(base_odds, scales, logits)
+    return torch.cumsum(logits * s, dim=-1) - a
+
+
 def cumulative_probs(logits: torch.Tensor, base_odds, scales) -> torch.Tensor:
     """(B, K) p_k = P(level >= k) from head outputs ``logits`` (B, K)."""
-    a = torch.tensor([-math.log(m) for m in base_odds], dtype=logits.dtype, device=logits.device)  # (K,)
-    s = torch.tensor(scales, dtype=logits.dtype, device=logits.device)  # (K,)
-    return torch.sigmoid(torch.cumsum(logits * s, dim=-1) - a)  # (B, K)
+    return torch.sigmoid(cumulative_logits(logits, base_odds, scales))
 
 
-def ordinal_nll(p: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """(B,) sum over k of the ordinal NLL truncated at level k, for cumulative probs ``p`` (B, K)."""
-    K = p.shape[-1]
-    total = torch.zeros_like(p[:, 0])
+def ordinal_nll(logits: torch.Tensor, level: torch.Tensor, base_odds, scales) -> torch.Tensor:
+    """(B,) sum over k of the ordinal NLL truncated at level k, from head outputs ``logits`` (B, K)."""
+    K = logits.shape[-1]
+    a, s = _thresholds(base_odds, scales, logits)
+    z = cumulative_logits(logits, base_odds, scales)  # (B, K)
+    gap = (a[1:] - a[:-1]) - s[1:] * logits[:, 1:]  # (B, K-1): z_j - z_{j+1}
+    middle = log_sigmoid_diff(z[:, :-1], z[:, 1:], gap.clamp(min=MIN_GAP))  # (B, K-1): log(p_j - p_{j+1})
+    below = F.logsigmoid(-z[:, :1])  # (B, 1): log(1 - p_1)
+    total = torch.zeros_like(z[:, 0])
     for k in range(1, K + 1):
-        lv = level.clamp(max=k)  # (B,): levels >= k are one class at step k
-        ext = torch.cat([torch.ones_like(p[:, :1]), p[:, :k], torch.zeros_like(p[:, :1])], dim=-1)  # (B, k+2)
-        upper = ext.gather(-1, lv[:, None]).squeeze(-1)  # P(level >= lv)
-        lower = ext.gather(-1, (lv + 1)[:, None]).squeeze(-1)  # P(level >= lv + 1); 0 past the top
-        total = total - torch.log((upper - lower).clamp(min=EPS))
+        # log P_k(class) for class 0..k: [log(1 - p_1), log(p_1 - p_2), ..., log p_k]
+        table = torch.cat([below, middle[:, : k - 1], F.logsigmoid(z[:, k - 1 : k])], dim=-1)  # (B, k+1)
+        total = total - table.gather(-1, level.clamp(max=k)[:, None]).squeeze(-1)  # levels >= k: one class
     return total
 
 
@@ -94,9 +116,10 @@ class Ordinal:
         Returns:
             The batch mean of the summed per-level ordinal NLLs.
         """
-        p = self.probs(policy)  # (B, K)
+        logits = policy.last()  # (B, K)
+        p = cumulative_probs(logits, self.cfg.base_odds, self.cfg.scales)  # (B, K)
         level = batch["label"].to(p.device).round().long().clamp(0, self.needs.num_heads)  # (B,)
-        nll = ordinal_nll(p, level)  # (B,)
+        nll = ordinal_nll(logits, level, self.cfg.base_odds, self.cfg.scales)  # (B,)
         return LossOutput(
             loss=nll.mean(),
             metrics={

@@ -32,7 +32,8 @@ class LoraSection:
     r: int = 0  # 0: full fine-tuning; > 0: LoRA adapters of this rank through peft
     alpha: int = 16
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # "auto": peft's default for the architecture (all-linear where it has none); "all-linear"; or a list
+    target_modules: str | list[str] = "auto"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ModelSection:
     dtype: str = "float32"  # weights as loaded; bf16 autocast on GPU comes from train.dtype
     lora: LoraSection = field(default_factory=LoraSection)
     quantization: str = ""  # "4bit" (QLoRA: NF4 base weights + LoRA adapters) or "8bit"; CUDA + bitsandbytes only
+    chat_template: str = ""  # a named template (chatml, llama3, ...) or a Jinja file; empty: the tokenizer's own
 
     def __post_init__(self) -> None:
         if self.quantization and self.lora.r <= 0:
@@ -98,15 +100,17 @@ def _model(cfg: TrainJobConfig):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(load_model(path, cfg.model.dtype, device, cfg.model.quantization))
-        tok = load_tokenizer(path)
+        tok = load_tokenizer(path, cfg.model.chat_template)
     else:
-        model, tok = load(path, dtype=cfg.model.dtype)
+        model, tok = load(path, dtype=cfg.model.dtype, chat_template=cfg.model.chat_template)
     if cfg.model.lora.r > 0:
-        from peft import LoraConfig, get_peft_model
+        from refeed.models.loading import add_lora
 
         lc = cfg.model.lora
-        model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                                 target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+        try:
+            model = add_lora(model, lc.r, lc.alpha, lc.dropout, lc.target_modules)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return model, tok, path
 
 
@@ -143,6 +147,10 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
     if resume_dir and not resume_dir.is_dir():
         raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
     model, tok, base = _model(cfg)
+    from refeed.models.templates import is_conversational, require_chat_template
+
+    if rows is None or any(is_conversational(r) for r in rows):  # the built-in task's prompts are chats too
+        require_chat_template(tok, base)
     run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if rows is None:

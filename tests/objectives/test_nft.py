@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from refeed.objectives import build
+from refeed.objectives import TokenLogps, build
 from tests.objectives.lp import seq
 
 BATCH = {"label": torch.tensor([1.0, 0.0]), "correct_rate": torch.tensor([0.25, 0.25])}
@@ -53,3 +53,16 @@ def test_clamp_keeps_loss_finite_when_r_times_ratio_exceeds_one():
     assert (
         torch.isfinite(pol.values.grad).all() and pol.values.grad.item() > 0
     )  # still pushes the negative down
+
+
+def test_float32_log_ratio_below_minus_104_stays_finite():
+    """exp(-200) underflows to 0 in float32: the code's form gives -log 0 = inf and a NaN gradient, on the
+    incorrect row too. In log space the correct row's loss is 200 * (1 - r) and its gradient -(1 - r) / B."""
+    pol = torch.tensor([[-200.0], [-200.0]], requires_grad=True)
+    ref = torch.zeros(2, 1)
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    out = build("nft").loss(TokenLogps(pol, mask), TokenLogps(ref, mask), BATCH)
+    out.loss.backward()
+    # correct: 200 * 0.75; incorrect: -log(1 / 0.75) * 0.75 (proxy 1 / (1 - r) as R -> 0)
+    assert out.loss.item() == pytest.approx((150.0 + 0.75 * math.log(0.75)) / 2, rel=1e-6)
+    assert pol.grad[:, 0].tolist() == pytest.approx([-0.375, 0.0], abs=1e-7)

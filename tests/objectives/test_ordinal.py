@@ -12,7 +12,7 @@ Logits 0: p_k = sigma(-a_k) = m_k / (1 + m_k), the base rate of each level.
 import pytest
 import torch
 
-from refeed.objectives import build
+from refeed.objectives import TokenScores, build
 from refeed.objectives.ordinal import base_odds_from_levels
 from tests.objectives.lp import scores
 
@@ -46,3 +46,17 @@ def test_gradient_raises_scores_of_high_levels_and_lowers_level_zero():
 
 def test_base_odds_from_levels():
     assert base_odds_from_levels([0, 0, 1, 2], 2) == pytest.approx((1.0, 1 / 3))
+
+
+def test_confidently_wrong_float32_rows_keep_learning():
+    """Level 0 with z_1 = 30 and level 2 with z_2 = -30: in float32 1 - sigma(30) and sigma(-30) round
+    to 0 (clamped at 1e-12: loss capped at 27.6, gradient 0). In log space the loss grows like |z| and
+    the gradient w.r.t. the head output is about the scale s = 4 (halved by the batch mean of 2 rows)."""
+    cfg = {"base_odds": [1.0, 1.0], "scales": [4.0, 4.0]}  # a = 0, so z_k = 4 * cumsum(l)
+    v = torch.tensor([[[7.5, 0.0]], [[-3.75, -3.75]]], requires_grad=True)  # z = [30, 30], [-15, -30]
+    s = TokenScores(v, torch.ones(2, 1, dtype=torch.bool))
+    out = build("ordinal", cfg).loss(s, None, {"label": torch.tensor([0.0, 2.0])})
+    out.loss.backward()
+    assert out.loss.item() == pytest.approx((2 * 30 + 15 + 30) / 2, rel=1e-5)
+    assert v.grad[0, 0, 0].item() == pytest.approx(4.0, rel=1e-5)  # 2 steps x s / 2 rows
+    assert v.grad[1, 0].tolist() == pytest.approx([-4.0, -2.0], rel=1e-5)
