@@ -17,7 +17,7 @@ def ask(store, question: str, *answers: str) -> list[str]:
 
 def plain(ds) -> list[dict]:
     """A builder's rows with every answer as its text (builders write TRL's conversational answers)."""
-    from refeed.datasets.trl import ANSWERS, answer_text
+    from refeed.store.trl import ANSWERS, answer_text
 
     rows = ds.to_list() if hasattr(ds, "to_list") else list(ds)
     for r in rows:
