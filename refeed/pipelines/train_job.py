@@ -69,6 +69,8 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL / JSON / Parquet file (TRL conventions), read with the ``datasets`` library."""
     from datasets import load_dataset
 
+    from refeed.store.trl import explicit_rows
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"data file '{p}' does not exist")
@@ -76,9 +78,13 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
     if kind is None:
         raise ConfigError(f"data file '{p}' must end in .jsonl, .json or .parquet")
     try:
-        return load_dataset(kind, data_files=str(p), split="train").to_list()
+        rows = load_dataset(kind, data_files=str(p), split="train").to_list()
     except Exception as e:  # noqa: BLE001 - datasets raises many types for a malformed file
         raise ConfigError(f"could not read '{p}' as {kind}: {e}") from None
+    try:  # every TRL type, implicit prompts included, read as an explicit prompt and its answers
+        return explicit_rows(rows)
+    except ValueError as e:
+        raise ConfigError(f"data file '{p}': {e}") from None
 
 
 def _model(cfg: TrainJobConfig):

@@ -135,9 +135,13 @@ def _extract_prompt(chosen: Any, rejected: Any) -> dict:
 
 
 def explicit_rows(rows: list[dict]) -> list[dict]:
-    """``explicit`` on every row, the row number in the error; answers checked with ``answer_text``."""
+    """``explicit`` on every row of a TRL type, the row number in the error; answers checked with
+    ``answer_text``. Rows of refeed's other shapes (groups, principles) pass as they are."""
     out = []
     for n, row in enumerate(rows):
+        if trl_type(row) is None:
+            out.append(row)
+            continue
         try:
             r = explicit(row)
             for c in ANSWERS:
