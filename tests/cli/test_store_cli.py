@@ -63,3 +63,37 @@ def test_errors_are_one_line_with_the_fix(tmp_path):
     assert res.exit_code == 2 and ".parquet or .jsonl" in res.output
     res = CliRunner().invoke(main, ["keys", "revoke", "rf_nope", "--url", url])
     assert res.exit_code == 1 and "no active api key" in res.output
+
+
+def test_read_commands_never_create_a_store_at_a_mistyped_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'feedbak.db'}"
+    for args in (["store", "stats"], ["build", "pairs", "--out", str(tmp_path / "p.jsonl")],
+                 ["store", "export", str(tmp_path / "all.jsonl")]):
+        res = CliRunner().invoke(main, [*args, "--url", url])
+        assert res.exit_code == 1, res.output
+        assert f"no store at {url}" in res.output and "does not exist" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, no output file
+
+
+def test_a_build_with_no_rows_fails_and_says_why(tmp_path):
+    from refeed.store import Store
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    store = Store(url)
+    out = tmp_path / "x.jsonl"
+
+    def build(*args):
+        res = CliRunner().invoke(main, ["build", *args, "--out", str(out), "--url", url])
+        assert res.exit_code == 1 and not out.exists(), res.output
+        return " ".join(res.output.split())
+
+    assert "made no rows, so nothing was written: project 'default' of the store" in build("pairs")
+    assert "is empty (check --url and --project)" in build("pairs")
+    a, b = (store.log([{"role": "user", "content": "q"}], t) for t in ("A", "B"))
+    store.feedback(a, "thumbs", up=True)
+    assert "holds no ranking feedback, which this builder reads (feedback it holds: rating 1)" in build("groups")
+    assert "holds no preference feedback" in build("pairs", "sources=[preference]")
+    store.feedback(a, "preference", rejected=b, tie=True)
+    assert "none of its feedback (preference 1) made a row (dropped: preference tie: 1)" in build(
+        "pairs", "sources=[preference]")
+    store.close()
