@@ -22,6 +22,24 @@ def load_config(cls, path, overrides):
         raise click.UsageError(str(e)) from None
 
 
+# One spelling for the model across `refeed demo`, `train` and `serve`: --model PATH.
+def model_option(help: str = "a model directory (written by save_pretrained) or hub id; default: the built-in "
+                 "tiny model, pretrained and cached"):
+    return click.option("--model", "model_path", default=None, metavar="PATH", help=help)
+
+
+def with_model(overrides: tuple[str, ...], model_path: str | None, key: str,
+               deprecated: str | None = None) -> tuple[str, ...]:
+    """``overrides`` with ``--model`` as the config field ``key``; an override spelled ``deprecated=``
+    still works, with a warning that names --model."""
+    if deprecated:
+        for word in overrides:
+            if word.startswith(f"{deprecated}="):
+                console.print(f"[yellow]warning:[/] `{word}` is deprecated; use --model {word.partition('=')[2]} "
+                              "(the same option on refeed demo, train and serve)")
+    return (*overrides, f"{key}={model_path}") if model_path else overrides
+
+
 @contextlib.contextmanager
 def stage_progress(enabled: bool = True) -> Iterator:
     """A callback ``report(stage)`` that drives one rich progress bar per pipeline stage."""
