@@ -23,7 +23,6 @@ from pathlib import Path
 from refeed.config import to_dict
 from refeed.models.tiny import TinyConfig
 
-
 # Each task's levels when none are given: arithmetic's 1-2 digit operands, reverse's 3-6 letter words.
 DEFAULT_LEVELS = {"arithmetic": (1, 2), "reverse": (3, 4, 5, 6)}
 
