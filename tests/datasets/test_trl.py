@@ -85,10 +85,21 @@ def _trainer(name, model_dir, data, out_dir):
     return trainer(model=model, args=config(**common), train_dataset=train, processing_class=tok)
 
 
+@pytest.fixture
+def fresh_accelerate():
+    """TRL's Trainer leaves accelerate's process-wide state behind, and a later Accelerator with other settings
+    (refeed's loop, in the next test) is refused; clear it after each trainer, as accelerate's own tests do."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, kind", [("DPOTrainer", "pairs"), ("KTOTrainer", "unpaired"), ("SFTTrainer", "sft"),
                                         ("RewardTrainer", "pairs")])
-def test_trl_trainers_train_on_refeed_builds_unchanged(name, kind, built, tiny_model_dir, tmp_path):
+def test_trl_trainers_train_on_refeed_builds_unchanged(name, kind, built, tiny_model_dir, tmp_path, fresh_accelerate):
     out = _trainer(name, tiny_model_dir, built[kind], tmp_path).train()
     assert out.global_step == 2 and math.isfinite(out.training_loss)
 
@@ -111,3 +122,12 @@ def test_the_training_loader_reads_every_trl_type(tmp_path):
     f.write_text(json.dumps({"prompt": [q], "completion": [{"role": "assistant", "content": "4"}] * 2}) + "\n")
     with pytest.raises(ConfigError, match="row 0: field 'completion': an answer must be one assistant message"):
         load_rows(f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, kind", [("dpo", "pairs"), ("kto", "unpaired")])
+def test_refeeds_own_loop_trains_on_the_same_files(recipe, kind, built, tiny_model_dir, tmp_path):
+    res = CliRunner().invoke(main, ["train", f"recipes/{recipe}.yaml", "--data", str(built[kind]), "--model",
+                                    str(tiny_model_dir), "train.max_steps=2", "train.batch_size=2",
+                                    f"run_root={tmp_path}"])
+    assert res.exit_code == 0, res.output
