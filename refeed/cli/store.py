@@ -82,11 +82,23 @@ def store() -> None:
 @url_option
 @project_option
 def import_(path, fmt, url, project):
-    """Import PATH in one transaction; a bad line is refused with its number and nothing is written.
+    """Import PATH (JSONL, a JSON array or Parquet) in one transaction; a bad line is refused with its
+    number and nothing is written.
+
+    \b
+    Formats:
+      refeed       refeed's own JSONL (`refeed store export`), lossless
+      trl          every TRL type: preference (explicit or implicit prompt, as trl-lib's HH-RLHF and
+                   UltraFeedback), unpaired preference, prompt-completion, language modelling;
+                   standard or conversational
+      openai-chat  chat logs {request, response}; fine-tuning files {messages} (weight per
+                   assistant turn) and {input, preferred_output, non_preferred_output}
+      qa-feedback  Fine-Grained RLHF's qa-feedback JSON
 
     \b
     Example:
       refeed store import interactions.jsonl --format openai-chat
+      refeed store import hh-rlhf.parquet --format trl
     """
     from dataclasses import asdict
 

@@ -97,3 +97,32 @@ def test_a_build_with_no_rows_fails_and_says_why(tmp_path):
     assert "none of its feedback (preference 1) made a row (dropped: preference tie: 1)" in build(
         "pairs", "sources=[preference]")
     store.close()
+
+
+def test_build_output_imports_back_as_trl_and_a_wrong_format_names_the_right_one(tmp_path):
+    from refeed.store import Store
+
+    first, second = (f"sqlite:///{tmp_path / n}" for n in ("a.db", "b.db"))
+    store = Store(first)
+    for n in range(3):
+        good, bad = (store.log([{"role": "user", "content": f"{n}+1?"}], t) for t in (str(n + 1), "?"))
+        store.feedback(good, "preference", rejected=bad)
+        store.feedback(good, "thumbs", up=True)
+    store.close()
+    run = CliRunner().invoke
+    for kind in ("pairs", "unpaired"):
+        out = tmp_path / f"{kind}.parquet"
+        assert run(main, ["build", kind, "--out", str(out), "--url", first]).exit_code == 0
+        res = run(main, ["store", "import", str(out), "--format", "trl", "--url", second])
+        assert res.exit_code == 0, res.output
+        again = tmp_path / f"{kind}.again.jsonl"
+        assert run(main, ["build", kind, "--out", str(again), "--url", second]).exit_code == 0
+        import datasets
+
+        cols = ["prompt", "chosen", "rejected"] if kind == "pairs" else ["prompt", "completion", "label"]
+        key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+        want = sorted((key({c: r[c] for c in cols}) for r in datasets.Dataset.from_parquet(str(out))))
+        got = sorted(key({c: json.loads(line)[c] for c in cols}) for line in again.read_text().splitlines())
+        assert got == want
+    res = run(main, ["store", "import", str(tmp_path / "pairs.parquet"), "--url", second])  # --format refeed
+    assert res.exit_code == 1 and "looks like --format trl, not refeed" in res.output, res.output
