@@ -214,8 +214,9 @@ def _why_empty(kind: str, store, project: str, url: str, options: dict, report: 
     present = {k: n for k, n in stats["feedback_by_kind"].items() if k in reads}
     if not present:
         held = ", ".join(f"{k} {n}" for k, n in stats["feedback_by_kind"].items()) or "none"
-        return head + (f"project '{project}' holds no {' / '.join(reads)} feedback, which this builder reads "
-                       f"(feedback it holds: {held})")
+        also = " nor answers imported to imitate (TRL prompt-completion rows)" if kind == "sft" else ""
+        return head + (f"project '{project}' holds no {' / '.join(reads)} feedback{also}, which this builder "
+                       f"reads (feedback it holds: {held})")
     dropped = "; ".join(f"{why}: {n}" for why, n in (report.get("dropped") or {}).items())
     found = ", ".join(f"{k} {n}" for k, n in present.items())
     return head + f"none of its feedback ({found}) made a row" + (f" (dropped: {dropped})" if dropped else "")

@@ -210,7 +210,8 @@ def _trl_records(path: Path):
 def _trl_row(row: dict) -> list:
     """Every TRL type (``refeed.store.trl``), standard or conversational, explicit or implicit prompt:
     preference -> two answers and a preference; unpaired preference -> an answer and a thumbs; prompt-completion
-    and language modelling -> an answer."""
+    and language modelling -> an answer marked ``metadata.demonstration`` (an answer to imitate, which
+    ``refeed build sft`` takes), as are OpenAI fine-tuning turns."""
     if trl_type(row) is None and "prompt" in row:
         raise ValueError("a prompt-only row (no completion) has no answer to store; refeed imports "
                          "preference, unpaired preference, prompt-completion and language-modelling rows")
@@ -222,6 +223,8 @@ def _trl_row(row: dict) -> list:
         b = _I(messages=prompt, completion=answer_text(r["rejected"], "rejected"), metadata=meta,
                idempotency_key=_key("trl", row, "r"))
         return [a, b, _preference(a, b, _key("trl", row, "p"))]
+    if "label" not in r:  # prompt-completion and language modelling: an answer to learn from
+        meta = {**meta, "demonstration": True}
     i = _I(messages=prompt, completion=answer_text(r["completion"], "completion"), metadata=meta,
            idempotency_key=_key("trl", row, "i"))
     if "label" not in r:
@@ -309,7 +312,8 @@ def _fine_tuning_turns(row: dict) -> list:
     """One answer per assistant text turn that OpenAI would train on (``weight`` not 0), each in the context
     before it and linked to the previous one (``parent_id``, one ``thread_id`` per conversation)."""
     msgs = check_messages(list(row["messages"]))
-    plain, meta = _plain_messages(msgs), {"origin": "imported", "format": "openai fine-tuning", **_tools(row)}
+    plain = _plain_messages(msgs)
+    meta = {"origin": "imported", "format": "openai fine-tuning", "demonstration": True, **_tools(row)}
     out, thread, parent = [], "import:" + canonical_hash(["openai", row])[:24], None
     for n, m in enumerate(msgs):
         if m["role"] != "assistant" or m.get("weight", 1) == 0 or not isinstance(m.get("content"), str):

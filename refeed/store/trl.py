@@ -38,7 +38,7 @@ def conversational(columns: dict[str, list]) -> dict[str, list]:
     Rows with a text prompt stay standard."""
     if "prompt" not in columns:
         return columns
-    chats = [is_chat(p) for p in columns["prompt"]]
+    chats = [isinstance(p, list) for p in columns["prompt"]]  # an empty chat too: one column, one type
     out = dict(columns)
     for c in ANSWERS:
         if c in out:

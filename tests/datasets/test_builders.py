@@ -82,3 +82,20 @@ def test_qa_feedback_pairs_and_spans(store):
             got = by_answer[q["prediction 1"]]
             want = sorted((e["start"], e["end"], e["error type"]) for e in q["feedback"]["errors"])
             assert sorted((s["start"], s["end"], s["category"]) for s in got) == want
+
+
+def test_sft_takes_imported_demonstrations(store, tmp_path):
+    """TRL prompt-completion / language-modelling rows and OpenAI fine-tuning turns are answers to imitate."""
+    f = tmp_path / "sft.jsonl"
+    q = [{"role": "user", "content": "2+2?"}]
+    f.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": q, "completion": [{"role": "assistant", "content": "4"}]},
+        {"text": "The sky is blue."},
+        {"prompt": "3+3?", "completion": "6", "label": False},  # unpaired: a judged answer, not a demonstration
+    ]) + "\n")
+    import_file(store, f, "trl")
+    f.write_text(json.dumps({"messages": [*q, {"role": "assistant", "content": "four"}]}) + "\n")
+    import_file(store, f, "openai-chat")
+    got = sorted((r["prompt"], r["completion"]) for r in plain(sft_rows(store)))
+    assert got == [([], "The sky is blue."), (q, "4"), (q, "four")]
+    assert sft_rows(store, demonstrations=False).num_rows == 0
