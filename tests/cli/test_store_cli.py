@@ -121,7 +121,7 @@ def test_build_output_imports_back_as_trl_and_a_wrong_format_names_the_right_one
 
         cols = ["prompt", "chosen", "rejected"] if kind == "pairs" else ["prompt", "completion", "label"]
         key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
-        want = sorted((key({c: r[c] for c in cols}) for r in datasets.Dataset.from_parquet(str(out))))
+        want = sorted(key({c: r[c] for c in cols}) for r in datasets.Dataset.from_parquet(str(out)))
         got = sorted(key({c: json.loads(line)[c] for c in cols}) for line in again.read_text().splitlines())
         assert got == want
     res = run(main, ["store", "import", str(tmp_path / "pairs.parquet"), "--url", second])  # --format refeed
