@@ -14,14 +14,6 @@ from refeed.config import ConfigError, load
 console = Console(stderr=True)
 
 
-def load_config(cls, path, overrides):
-    """``config.load`` that turns a bad key or value into a one-line CLI error (exit code 2)."""
-    try:
-        return load(cls, path, list(overrides))
-    except (ConfigError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
-
-
 # One spelling for the model across `refeed demo`, `train` and `serve`: --model PATH.
 def model_option(help: str = "a model directory (written by save_pretrained) or hub id; default: the built-in "
                  "tiny model, pretrained and cached"):
@@ -38,6 +30,14 @@ def with_model(overrides: tuple[str, ...], model_path: str | None, key: str,
                 console.print(f"[yellow]warning:[/] `{word}` is deprecated; use --model {word.partition('=')[2]} "
                               "(the same option on refeed demo, train and serve)")
     return (*overrides, f"{key}={model_path}") if model_path else overrides
+
+
+def load_config(cls, path, overrides):
+    """``config.load`` that turns a bad key or value into a one-line CLI error (exit code 2)."""
+    try:
+        return load(cls, path, list(overrides))
+    except (ConfigError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
 
 
 @contextlib.contextmanager

@@ -66,10 +66,19 @@ class TrainJobConfig:
 
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a data file, every TRL type (implicit prompts, language modelling) read as an explicit
+    prompt and its answers by ``refeed.store.trl``, as the importer reads them."""
+    from refeed.store.trl import explicit_rows
+
+    try:
+        return explicit_rows(_read_rows(path))
+    except ValueError as e:
+        raise ConfigError(f"data file '{path}': {e}") from None
+
+
+def _read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL / JSON / Parquet file (TRL conventions), read with the ``datasets`` library."""
     from datasets import load_dataset
-
-    from refeed.store.trl import explicit_rows
 
     p = Path(path)
     if not p.is_file():
@@ -78,13 +87,9 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
     if kind is None:
         raise ConfigError(f"data file '{p}' must end in .jsonl, .json or .parquet")
     try:
-        rows = load_dataset(kind, data_files=str(p), split="train").to_list()
+        return load_dataset(kind, data_files=str(p), split="train").to_list()
     except Exception as e:  # noqa: BLE001 - datasets raises many types for a malformed file
         raise ConfigError(f"could not read '{p}' as {kind}: {e}") from None
-    try:  # every TRL type, implicit prompts included, read as an explicit prompt and its answers
-        return explicit_rows(rows)
-    except ValueError as e:
-        raise ConfigError(f"data file '{p}': {e}") from None
 
 
 def _model(cfg: TrainJobConfig):
