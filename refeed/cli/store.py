@@ -26,6 +26,8 @@ project_option = click.option("--project", default="default", show_default=True)
 def _open(url: str, project: str, must_exist: bool = False):
     """The store at ``url``; with ``must_exist`` (commands that only read) a SQLite file that is not there
     is refused instead of created, so a mistyped URL leaves nothing behind."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from refeed.store import Store, StoreError
 
     if must_exist:
@@ -34,6 +36,18 @@ def _open(url: str, project: str, must_exist: bool = False):
         return Store(url, project=project)
     except StoreError as e:
         raise click.ClickException(str(e)) from None
+    except SQLAlchemyError as e:  # an unknown dialect, a server that does not answer, a database that is not there
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise click.ClickException(f"cannot open the store at {_shown(url)}: {reason}") from None
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL at all: show it as given
+        return url
 
 
 def _check_exists(url: str) -> None:
@@ -44,6 +58,7 @@ def _check_exists(url: str) -> None:
 
     try:
         parsed = make_url(url)
+        parsed.get_dialect()
     except ArgumentError:
         raise click.ClickException(f"'{url}' is not a database URL (e.g. sqlite:///feedback.db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):

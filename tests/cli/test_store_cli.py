@@ -73,6 +73,10 @@ def test_read_commands_never_create_a_store_at_a_mistyped_url(tmp_path):
         assert res.exit_code == 1, res.output
         assert f"no store at {url}" in res.output and "does not exist" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, no output file
+    res = CliRunner().invoke(main, ["store", "stats", "--url", f"sqlit:///{tmp_path / 'f.db'}"])
+    assert res.exit_code == 1 and "is not a database URL (e.g. sqlite:///feedback.db)" in res.output, res.output
+    res = CliRunner().invoke(main, ["store", "import", "x.jsonl", "--url", "postgresql+psycopg://u:pw@127.0.0.1:1/db"])
+    assert res.exit_code == 1 and "cannot open the store at postgresql+psycopg://u:***@127.0.0.1:1/db" in res.output
 
 
 def test_a_build_with_no_rows_fails_and_says_why(tmp_path):

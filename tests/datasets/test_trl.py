@@ -68,7 +68,7 @@ def built(tmp_path_factory):
 
 
 def _trainer(name, model_dir, data, out_dir):
-    import trl
+    trl = pytest.importorskip("trl", reason="TRL is in the dev extra: pip install -e '.[dev]'")
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
