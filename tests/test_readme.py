@@ -34,11 +34,13 @@ README = ROOT / "README.md"
 RULES = [
     (r"^make ", "skip", "builds a virtualenv and installs packages, or runs the whole suite / linters"),
     (r"^\.venv/bin/python -m pytest", "skip", "the test suite itself"),
-    (r"^(\.venv/bin/python |bash )bench/", "skip", "a benchmark: minutes, and its figures are the README's"),
+    (r"^((\.venv/bin/)?python3? |bash )bench/", "skip", "a benchmark: minutes, and its figures are the README's"),
+    (r"^(\.venv/bin/)?pip ", "skip", "installs packages"),
     (r"^accelerate launch", "skip", "starts several processes through accelerate"),
     (r"^refeed (demo|train|pretrain)\b", "config", "trains for minutes on 2 cores"),
     (r"^refeed serve\b", "parse", "a server runs until stopped; tests/api serves the same app for real"),
     (r"^refeed (store|build|keys)\b", "run", ""),
+    (r"^refeed ", "parse", "no rule says how to run it offline in seconds: its command line is parsed"),
 ]
 # Placeholders the README uses for things a reader supplies; replaced before a command runs.
 PLACEHOLDERS = ("runs/base-*/model", "/path/to/your/model", "/path/to/model")  # -> a model directory
@@ -206,9 +208,7 @@ def _cli(argv: list[str], mode: str, cwd: Path) -> None:
         raise AssertionError(f"{command}: only `refeed` commands can run here; add a skip rule")
     args = argv[1:]
     if mode == "parse":
-        ctx = main.make_context("refeed", list(args), resilient_parsing=False)
-        cmd = main.get_command(ctx, args[0])
-        cmd.make_context(args[0], list(args[1:]), parent=ctx)
+        _parse(main, "refeed", args)
         return
     if args[:2] == ["store", "import"]:
         _import_file(argv, cwd)
@@ -217,6 +217,18 @@ def _cli(argv: list[str], mode: str, cwd: Path) -> None:
         assert isinstance(res.exception, Checked), f"{command}: exit {res.exit_code}\n{res.output}{res.exception!r}"
     else:
         assert res.exit_code == 0, f"{command}: exit {res.exit_code}\n{res.output}"
+
+
+def _parse(cmd, name: str, args: list[str], parent=None) -> None:
+    """Parse ``args`` the way click would before running ``cmd``, down through sub-command groups."""
+    import click
+
+    ctx = cmd.make_context(name, list(args), parent=parent)
+    if isinstance(cmd, click.Group):
+        rest = [*ctx.protected_args, *ctx.args]
+        sub = cmd.get_command(ctx, rest[0])
+        assert sub is not None, f"`{name} {rest[0]}`: no such command"
+        _parse(sub, rest[0], rest[1:], ctx)
 
 
 def _python_block(body: str, model_dir: Path) -> None:
