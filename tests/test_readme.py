@@ -223,12 +223,13 @@ def _parse(cmd, name: str, args: list[str], parent=None) -> None:
     """Parse ``args`` the way click would before running ``cmd``, down through sub-command groups."""
     import click
 
-    ctx = cmd.make_context(name, list(args), parent=parent)
-    if isinstance(cmd, click.Group):
-        rest = [*ctx.protected_args, *ctx.args]
-        sub = cmd.get_command(ctx, rest[0])
-        assert sub is not None, f"`{name} {rest[0]}`: no such command"
-        _parse(sub, rest[0], rest[1:], ctx)
+    if isinstance(cmd, click.Group):  # README lines give no group options: the first word is the sub-command
+        ctx = click.Context(cmd, info_name=name, parent=parent)
+        sub = cmd.get_command(ctx, args[0])
+        assert sub is not None, f"`{name} {args[0]}`: no such command"
+        _parse(sub, args[0], args[1:], ctx)
+        return
+    cmd.make_context(name, list(args), parent=parent)
 
 
 def _python_block(body: str, model_dir: Path) -> None:
