@@ -32,21 +32,37 @@ def assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def conversational(columns: dict[str, list]) -> dict[str, list]:
+def conversational(columns: dict[str, list]) -> dict[str, Any]:
     """Column-wise rows (name -> values) with every answer (and each of ``completions``) as an assistant
     message list in the rows whose prompt is a chat, so TRL reads them as conversational in every column.
-    Rows with a text prompt stay standard."""
+    Rows with a text prompt stay standard. An answer column may come back as an Arrow array (for
+    ``datasets.Dataset.from_dict``)."""
     if "prompt" not in columns:
         return columns
     chats = [isinstance(p, list) for p in columns["prompt"]]  # an empty chat too: one column, one type
     out = dict(columns)
     for c in ANSWERS:
-        if c in out:
+        if c not in out:
+            continue
+        if all(chats) and all(isinstance(a, str) for a in out[c]):  # the usual build: one Arrow array, no dicts
+            out[c] = _assistant_array(out[c])
+        else:
             out[c] = [assistant(a) if chat and isinstance(a, str) else a for chat, a in zip(chats, out[c], strict=True)]
     if "completions" in out:
         out["completions"] = [[assistant(a) if isinstance(a, str) else a for a in answers] if chat else answers
                               for chat, answers in zip(chats, out["completions"], strict=True)]
     return out
+
+
+def _assistant_array(texts: list[str]):
+    """``[assistant(t) for t in texts]`` as an Arrow list<struct<role, content>> array, built column-wise:
+    a million-pair build makes no million dicts (the same values and type ``datasets`` infers from the dicts)."""
+    import pyarrow as pa
+
+    content = pa.array(texts, pa.string())
+    role = pa.array(["assistant"] * len(texts), pa.string())
+    messages = pa.StructArray.from_arrays([role, content], names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(range(len(texts) + 1), pa.int32()), messages)
 
 
 def answer_text(answer: Any, column: str = "answer") -> str:
