@@ -14,6 +14,24 @@ from refeed.config import ConfigError, load
 console = Console(stderr=True)
 
 
+# One spelling for the model across `refeed demo`, `train` and `serve`: --model PATH.
+def model_option(help: str = "a model directory (written by save_pretrained) or hub id; default: the built-in "
+                 "tiny model, pretrained and cached"):
+    return click.option("--model", "model_path", default=None, metavar="PATH", help=help)
+
+
+def with_model(overrides: tuple[str, ...], model_path: str | None, key: str,
+               deprecated: str | None = None) -> tuple[str, ...]:
+    """``overrides`` with ``--model`` as the config field ``key``; an override spelled ``deprecated=``
+    still works, with a warning that names --model."""
+    if deprecated:
+        for word in overrides:
+            if word.startswith(f"{deprecated}="):
+                console.print(f"[yellow]warning:[/] `{word}` is deprecated; use --model {word.partition('=')[2]} "
+                              "(the same option on refeed demo, train and serve)")
+    return (*overrides, f"{key}={model_path}") if model_path else overrides
+
+
 def load_config(cls, path, overrides):
     """``config.load`` that turns a bad key or value into a one-line CLI error (exit code 2)."""
     try:

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from refeed.cli import main
-from refeed.cli._common import console, load_config, stage_progress
+from refeed.cli._common import console, load_config, model_option, stage_progress, with_model
 
 
 @main.command()
@@ -16,20 +16,25 @@ from refeed.cli._common import console, load_config, stage_progress
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file with DemoConfig fields.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout.")
 @click.option("--seed", type=int, default=None, help="Shortcut for seed=N (sampling and training).")
-def demo(overrides: tuple[str, ...], config_path: str | None, as_json: bool, seed: int | None) -> None:
+@model_option()
+def demo(overrides: tuple[str, ...], config_path: str | None, as_json: bool, seed: int | None,
+         model_path: str | None) -> None:
     """Feedback -> DPO -> a better model, end to end on the built-in tiny model.
 
     Pretrains (or reuses) a tiny base model, samples answers, lets a simulated user who knows the
     answers give feedback, trains with DPO, and compares held-out accuracy before and after.
     OVERRIDES are dotted keys, e.g. train.lr=1e-4 objective.beta=0.2 sampling.k=8.
 
+    \b
     Example:
         refeed demo --json
+        refeed demo --model /path/to/your/model
     """
     from refeed.pipelines.demo import DemoConfig, run_demo
 
     if seed is not None:
         overrides = (*overrides, f"seed={seed}")
+    overrides = with_model(overrides, model_path, "model", deprecated="model")
     cfg = load_config(DemoConfig, config_path, overrides)
     with stage_progress(enabled=True) as report:
         try:
@@ -64,6 +69,7 @@ def pretrain(overrides: tuple[str, ...], config_path: str | None) -> None:
     Stops when DEV accuracy reaches target_accuracy, so there is room to improve from feedback.
     Prints the model directory, which loads with from_pretrained.
 
+    \b
     Example:
         refeed pretrain task.name=reverse target_accuracy=0.4
     """

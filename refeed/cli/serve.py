@@ -7,10 +7,11 @@ import os
 import click
 
 from refeed.cli import main
+from refeed.cli._common import model_option
 
 
 @main.command()
-@click.option("--model", "model", default=None, help="a local model directory (or hub id) to serve")
+@model_option("a local model directory (written by save_pretrained) or hub id to serve")
 @click.option("--upstream", default=None, help="base URL of an OpenAI-compatible server to sit in front of")
 @click.option(
     "--upstream-api-key",
@@ -39,7 +40,7 @@ from refeed.cli import main
 @click.option("--max-queue", default=64, show_default=True, type=click.IntRange(min=1),
               help="local generations running or waiting; one more is answered 429")
 def serve(
-    model,
+    model_path,
     upstream,
     upstream_api_key,
     store_url,
@@ -57,7 +58,7 @@ def serve(
 
     \b
     Example:
-      refeed serve --model runs/base/model --local
+      refeed serve --model "$(refeed pretrain)" --local   # the built-in model: pretrain prints its directory
       refeed serve --upstream http://127.0.0.1:8000/v1 --init-admin-key --port 8080
     """
     import uvicorn
@@ -67,7 +68,7 @@ def serve(
 
     settings = ServeSettings(
         store_url=store_url,
-        model=model,
+        model=model_path,
         upstream=upstream,
         upstream_api_key=upstream_api_key,
         model_name=model_name,

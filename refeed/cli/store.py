@@ -23,13 +23,51 @@ url_option = click.option(
 project_option = click.option("--project", default="default", show_default=True)
 
 
-def _open(url: str, project: str):
+def _open(url: str, project: str, must_exist: bool = False):
+    """The store at ``url``; with ``must_exist`` (commands that only read) a SQLite file that is not there
+    is refused instead of created, so a mistyped URL leaves nothing behind."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from refeed.store import Store, StoreError
 
+    if must_exist:
+        _check_exists(url)
     try:
         return Store(url, project=project)
     except StoreError as e:
         raise click.ClickException(str(e)) from None
+    except SQLAlchemyError as e:  # an unknown dialect, a server that does not answer, a database that is not there
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise click.ClickException(f"cannot open the store at {_shown(url)}: {reason}") from None
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL at all: show it as given
+        return url
+
+
+def _check_exists(url: str) -> None:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except ArgumentError:
+        raise click.ClickException(f"'{url}' is not a database URL (e.g. sqlite:///feedback.db)") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.is_file():
+            raise click.ClickException(
+                f"no store at {url}: {path} does not exist (check --url or $REFEED_STORE_URL; "
+                "`refeed store import` and `refeed serve` create a store)"
+            )
 
 
 def _guard(fn, *args, **kw):
@@ -59,11 +97,23 @@ def store() -> None:
 @url_option
 @project_option
 def import_(path, fmt, url, project):
-    """Import PATH in one transaction; a bad line is refused with its number and nothing is written.
+    """Import PATH (JSONL, a JSON array or Parquet) in one transaction; a bad line is refused with its
+    number and nothing is written.
+
+    \b
+    Formats:
+      refeed       refeed's own JSONL (`refeed store export`), lossless
+      trl          every TRL type: preference (explicit or implicit prompt, as trl-lib's HH-RLHF and
+                   UltraFeedback), unpaired preference, prompt-completion, language modelling;
+                   standard or conversational
+      openai-chat  chat logs {request, response}; fine-tuning files {messages} (weight per
+                   assistant turn) and {input, preferred_output, non_preferred_output}
+      qa-feedback  Fine-Grained RLHF's qa-feedback JSON
 
     \b
     Example:
       refeed store import interactions.jsonl --format openai-chat
+      refeed store import hh-rlhf.parquet --format trl
     """
     from dataclasses import asdict
 
@@ -81,7 +131,7 @@ def export(path, url, project):
     """Export every interaction and feedback to PATH as refeed JSONL (lossless)."""
     from refeed.store.formats import export_jsonl
 
-    n = _guard(export_jsonl, _open(url, project), path)
+    n = _guard(export_jsonl, _open(url, project, must_exist=True), path)
     click.echo(f"wrote {n} records to {path}")
 
 
@@ -90,7 +140,7 @@ def export(path, url, project):
 @project_option
 def stats(url, project):
     """Counts of interactions and feedback by kind and source."""
-    click.echo(json.dumps(_open(url, project).stats(), indent=2))
+    click.echo(json.dumps(_open(url, project, must_exist=True).stats(), indent=2))
 
 
 @main.group()
@@ -144,7 +194,10 @@ def build(kind, params, out, split_by, eval_fraction, seed, url, project):
     if not out.endswith((".parquet", ".jsonl")):
         raise click.UsageError(f"--out must end in .parquet or .jsonl, got {out!r}")
     options = _builder_options(BUILDERS[kind], params)
-    ds = _guard(BUILDERS[kind], _open(url, project), project=project, **options)
+    store = _open(url, project, must_exist=True)
+    ds = _guard(BUILDERS[kind], store, project=project, **options)
+    if ds.num_rows == 0:
+        raise click.ClickException(_why_empty(kind, store, project, url, options, build_report(ds)))
     parts = {"train": ds}
     if split_by == "prompt":
         column = "prompt" if "prompt" in ds.column_names else ds.column_names[0]
@@ -162,6 +215,26 @@ def build(kind, params, out, split_by, eval_fraction, seed, url, project):
     report = build_report(ds)
     report["contradictions"] = len(report["contradictions"])
     click.echo(json.dumps(report))
+
+
+def _why_empty(kind: str, store, project: str, url: str, options: dict, report: dict) -> str:
+    """One line on why ``refeed build KIND`` made no rows (nothing is written)."""
+    from refeed.datasets import READS
+
+    stats = store.stats(project)
+    head = f"refeed build {kind} made no rows, so nothing was written: "
+    if not stats["interactions"] and not stats["feedback"]:
+        return head + f"project '{project}' of the store at {url} is empty (check --url and --project)"
+    reads = tuple(options.get("sources") or READS[kind])
+    present = {k: n for k, n in stats["feedback_by_kind"].items() if k in reads}
+    if not present:
+        held = ", ".join(f"{k} {n}" for k, n in stats["feedback_by_kind"].items()) or "none"
+        also = " nor answers imported to imitate (TRL prompt-completion rows)" if kind == "sft" else ""
+        return head + (f"project '{project}' holds no {' / '.join(reads)} feedback{also}, which this builder "
+                       f"reads (feedback it holds: {held})")
+    dropped = "; ".join(f"{why}: {n}" for why, n in (report.get("dropped") or {}).items())
+    found = ", ".join(f"{k} {n}" for k, n in present.items())
+    return head + f"none of its feedback ({found}) made a row" + (f" (dropped: {dropped})" if dropped else "")
 
 
 def _builder_options(fn, params) -> dict:

@@ -7,7 +7,7 @@ import json
 import click
 
 from refeed.cli import main
-from refeed.cli._common import console, load_config, stage_progress
+from refeed.cli._common import console, load_config, model_option, stage_progress, with_model
 
 
 @main.command()
@@ -16,13 +16,16 @@ from refeed.cli._common import console, load_config, stage_progress
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="JSONL / Parquet rows in TRL columns.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue exactly from run_dir/checkpoint-<step>.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def train(recipe: str, overrides: tuple[str, ...], data_path: str | None, resume: str | None, as_json: bool) -> None:
+@model_option()
+def train(recipe: str, overrides: tuple[str, ...], data_path: str | None, resume: str | None, as_json: bool,
+          model_path: str | None) -> None:
     """Train with one objective from a YAML recipe (sections model, data, objective, train).
 
     OVERRIDES are dotted keys, e.g. objective.beta=0.2 train.max_steps=200. Without --data the rows
     come from the built-in task, judged by the simulated user. Runs under accelerate: launch it
     with `accelerate launch -m refeed train ...` for several processes or GPUs.
 
+    \b
     Example:
         refeed train recipes/dpo.yaml objective.beta=0.5 train.max_steps=100
     """
@@ -32,6 +35,7 @@ def train(recipe: str, overrides: tuple[str, ...], data_path: str | None, resume
 
     if data_path:
         overrides = (*overrides, f"data.path={data_path}")
+    overrides = with_model(overrides, model_path, "model.path")  # the recipe's model.path= works as well
     cfg = load_config(TrainJobConfig, recipe, overrides)
     with stage_progress() as report:
         try:

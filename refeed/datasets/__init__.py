@@ -33,8 +33,25 @@ BUILDERS = {
     "principles": principle_jobs,
 }
 
+# The feedback kinds each builder reads (``pairs`` reads the ones in its ``sources`` option), to say why a
+# build came out empty. ``causal`` and ``graded`` make a row for every logged answer as well.
+READS = {
+    "pairs": ("preference", "ranking", "rating", "edit", "outcome"),
+    "unpaired": ("rating", "outcome", "span", "edit"),
+    "sft": ("edit", "rating"),
+    "groups": ("ranking",),
+    "critiques": ("critique",),
+    "spans": ("span",),
+    "followups": ("followup",),
+    "observational": ("signal",),
+    "causal": ("signal",),
+    "graded": ("signal", "rating", "outcome"),
+    "principles": ("principle",),
+}
+
 __all__ = [
     "BUILDERS",
+    "READS",
     "BuildReport",
     "build_report",
     "causal_rows",

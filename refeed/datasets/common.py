@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from refeed.store.trl import conversational
 from refeed.types import Answer
 
 if TYPE_CHECKING:
@@ -73,11 +74,16 @@ def text_hash(text: str) -> str:
 
 
 def to_dataset(rows: list[dict], report: BuildReport, columns: list[str]):
-    """An HF Dataset with ``columns`` (TRL names) plus ``source_ids``; the report rides in ``info.description``."""
+    """An HF Dataset with ``columns`` (TRL names) plus ``source_ids``; the report rides in ``info.description``.
+
+    Rows whose prompt is a chat get their answers as assistant message lists (``refeed.store.trl.conversational``): TRL
+    reads a row as conversational in every column or fails.
+    """
     from datasets import Dataset
 
     report.rows = len(rows)
     data = {c: [r[c] for r in rows] for c in [*columns, "source_ids"]}
+    data = conversational(data)
     ds = Dataset.from_dict(data)
     ds.info.description = json.dumps(report.to_dict())
     return ds

@@ -158,13 +158,16 @@ def _resolve(votes, inter, report):
 
 
 def _row(inter, win, lose, winner_votes, source, ids):
-    """One pair: the first winning vote's answers, the mean margin of the winning votes, every id involved."""
+    """One pair: the first winning vote's answers, the mean margin of the winning votes, every id involved.
+
+    A pair no vote gave a margin (a plain preference) gets 0.0, not None: TRL's RewardTrainer subtracts
+    every row's ``margin`` as a number, and 0 is its "no margin"."""
     margins = [v[2] for v in winner_votes if v[2] is not None]
     return {
         "prompt": inter[win].messages,
         "chosen": inter[win].completion,
         "rejected": inter[lose].completion,
-        "margin": sum(margins) / len(margins) if margins else None,
+        "margin": sum(margins) / len(margins) if margins else 0.0,
         "source": source,
         "source_ids": sorted(ids),
     }

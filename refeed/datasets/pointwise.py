@@ -63,9 +63,11 @@ def unpaired(store, *, good: float = 0.75, bad: float = 0.25, project: str | Non
 
 
 @builder
-def sft_rows(store, *, min_rating: float = 0.8, project: str | None = None):
-    """TRL prompt-completion rows from edits (the corrected answer) and top-rated answers with no
-    error span and no negative rating."""
+def sft_rows(store, *, min_rating: float = 0.8, demonstrations: bool = True, project: str | None = None):
+    """TRL prompt-completion rows from edits (the corrected answer), top-rated answers with no error span
+    and no negative rating, and (``demonstrations``) answers imported to imitate: TRL prompt-completion and
+    language-modelling rows, OpenAI fine-tuning turns (``metadata.demonstration``; one pass over the
+    project's interactions finds them)."""
     report = BuildReport("sft_rows")
     fbs, inter = load(store, ["edit", "rating", "span"], project)
     negative = {fb.interaction_id for fb in fbs if str(fb.kind) == "span"}
@@ -92,6 +94,12 @@ def sft_rows(store, *, min_rating: float = 0.8, project: str | None = None):
             }
         )
         report.by_source["top-rated"] += 1
+    if demonstrations:
+        taken = {i for r in rows for i in r["source_ids"]}
+        for i in store.iter_interactions(project=project):
+            if i.metadata.get("demonstration") and i.id not in taken and i.id not in negative:
+                rows.append({"prompt": i.messages, "completion": i.completion, "source_ids": [i.id]})
+                report.by_source["demonstration"] += 1
     return to_dataset(rows, report, ["prompt", "completion"])
 
 

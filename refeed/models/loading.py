@@ -143,7 +143,7 @@ def _load(fn, name_or_path: str | Path, need_config: bool = False, **kwargs):
         if not p.is_dir():
             raise ModelNotFoundError(
                 f"model directory '{p}' does not exist. Pass a directory written by save_pretrained "
-                f"(e.g. `refeed pretrain` writes runs/base/model) or a hub id."
+                f"(e.g. the runs/base-<hash>/model that `refeed pretrain` prints) or a hub id."
             )
         if need_config and not (p / "config.json").is_file():
             raise ModelNotFoundError(f"'{p}' is not a model directory: it has no config.json.")

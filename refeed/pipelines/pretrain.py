@@ -23,15 +23,22 @@ from pathlib import Path
 from refeed.config import to_dict
 from refeed.models.tiny import TinyConfig
 
+# Each task's levels when none are given: arithmetic's 1-2 digit operands, reverse's 3-6 letter words.
+DEFAULT_LEVELS = {"arithmetic": (1, 2), "reverse": (3, 4, 5, 6)}
+
 
 @dataclass(frozen=True)
 class TaskConfig:
     name: str = "arithmetic"
-    levels: tuple[int, ...] = (1, 2)
+    levels: tuple[int, ...] = ()  # empty: DEFAULT_LEVELS of the task (so `task.name=reverse` alone works)
     seed: int = 0
     train_size: int = 8000
     dev_size: int = 200
     test_size: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.levels and self.name in DEFAULT_LEVELS:  # resolved here, so the cache key names them
+            object.__setattr__(self, "levels", DEFAULT_LEVELS[self.name])
 
     def build(self):
         from refeed.tasks import SplitSizes, get_task

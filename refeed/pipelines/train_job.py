@@ -68,6 +68,17 @@ class TrainJobConfig:
 
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a data file, every TRL type (implicit prompts, language modelling) read as an explicit
+    prompt and its answers by ``refeed.store.trl``, as the importer reads them."""
+    from refeed.store.trl import explicit_rows
+
+    try:
+        return explicit_rows(_read_rows(path))
+    except ValueError as e:
+        raise ConfigError(f"data file '{path}': {e}") from None
+
+
+def _read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL / JSON / Parquet file (TRL conventions), read with the ``datasets`` library."""
     from datasets import load_dataset
 

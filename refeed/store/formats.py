@@ -1,8 +1,11 @@
-"""Import and export: refeed JSONL (lossless), TRL JSONL / Parquet, OpenAI chat logs, qa-feedback.
+"""Import and export: refeed JSONL (lossless), TRL JSONL / JSON / Parquet (every TRL type, standard or
+conversational, explicit or implicit prompt: ``refeed.store.trl``), OpenAI chat logs and fine-tuning files
+(chat and preference), qa-feedback.
 
 Every import runs in one transaction: a file with a bad line is refused with its line number and
 writes nothing. Records get deterministic idempotency keys derived from the file's content, so
-importing the same file twice adds nothing.
+importing the same file twice adds nothing. A file that fails in the given format but looks like
+another is refused with the format it looks like (``sniff``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from refeed.store.errors import ValidationFailed
 from refeed.store.records import canonical_hash, check_messages
 from refeed.store.sdk import Store
+from refeed.store.trl import answer_text, explicit, trl_type
 from refeed.types import Feedback, FeedbackKind, Interaction, Source
 
 FORMATS = ("refeed", "trl", "openai-chat", "qa-feedback")
@@ -47,7 +51,13 @@ def import_file(
         "openai-chat": _openai_records,
         "qa-feedback": _qa_records,
     }[format]
-    recs = list(reader(path))
+    try:
+        recs = list(reader(path))
+    except ValidationFailed as e:
+        guess = sniff(path)
+        if guess not in (None, format):
+            raise ValidationFailed(f"{path} looks like --format {guess}, not {format}: {e}") from None
+        raise
     report = ImportReport(str(path), format)
     before = store.stats(project)
     store.write_batch(recs, project)
@@ -82,13 +92,39 @@ def _plain(rec) -> dict:
     return {k: (str(v) if isinstance(v, FeedbackKind | Source) else v) for k, v in d.items()}
 
 
+def sniff(path: str | Path) -> str | None:
+    """The format the file's first record looks like (None: none of ``FORMATS``), to name the right
+    ``--format`` when the given one fails."""
+    try:
+        first = next((obj for _, obj in _lines(Path(path))), None)
+    except (ValidationFailed, OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(first, dict):
+        return None
+    if first.get("type") in ("interaction", "feedback"):
+        return "refeed"
+    if {"question", "prediction 1", "feedback"} <= set(first):
+        return "qa-feedback"
+    if "request" in first and "response" in first or "preferred_output" in first:
+        return "openai-chat"
+    if trl_type(first) is not None:
+        return "trl"
+    return None
+
+
 def _lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-empty line; a line that is not a JSON object is refused."""
+    """(line number, object) for every non-empty line of JSONL, or (position, object) for a JSON array
+    file or Parquet; anything that is not a JSON object is refused."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         for n, row in enumerate(pq.read_table(path).to_pylist(), start=1):
             yield n, row
+        return
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    if head.startswith("["):
+        yield from _array(path)
         return
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -103,6 +139,19 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(obj, dict):
                 raise ValidationFailed(f"{path}:{n}: expected a JSON object; nothing was imported")
             yield n, obj
+
+
+def _array(path: Path) -> Iterator[tuple[int, dict]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValidationFailed(f"{path}:{e.lineno}: not valid JSON ({e.msg}); nothing was imported") from None
+    if not isinstance(data, list):
+        raise ValidationFailed(f"{path}: expected a JSON array of objects; nothing was imported")
+    for n, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise ValidationFailed(f"{path}: item {n} of the JSON array is not an object; nothing was imported")
+        yield n, obj
 
 
 def _at(path: Path, n: int, fn, *args):
@@ -146,15 +195,11 @@ def _key(*parts: Any) -> str:
 
 
 def _chat(prompt) -> list[dict]:
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else check_messages(list(prompt))
-
-
-def _answer(x) -> str:
-    if isinstance(x, str):
-        return x
-    if isinstance(x, list) and x and isinstance(x[-1], dict) and isinstance(x[-1].get("content"), str):
-        return x[-1]["content"]
-    raise ValueError("an answer must be text or a list of chat messages ending with the assistant's")
+    """A TRL prompt as the store's chat: text is the user's turn (an empty text, as a language-modelling
+    row has, is no turn at all); messages are checked as they are."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}] if prompt else []
+    return check_messages(list(prompt))
 
 
 def _trl_records(path: Path):
@@ -163,39 +208,30 @@ def _trl_records(path: Path):
 
 
 def _trl_row(row: dict) -> list:
-    """TRL's standard or conversational rows: preference, unpaired preference, prompt-completion, language modeling."""
-    if "messages" in row and "prompt" not in row:
-        msgs = check_messages(list(row["messages"]))
-        if not msgs or msgs[-1]["role"] != "assistant":
-            raise ValueError("field 'messages': the last message must be the assistant's answer")
-        return [
-            _I(
-                messages=msgs[:-1],
-                completion=msgs[-1]["content"],
-                idempotency_key=_key("trl", row),
-                metadata={"origin": "imported"},
-            )
-        ]
-    prompt = _chat(row["prompt"])
-    if "chosen" in row:
-        a = _I(messages=prompt, completion=_answer(row["chosen"]), idempotency_key=_key("trl", row, "c"))
-        b = _I(messages=prompt, completion=_answer(row["rejected"]), idempotency_key=_key("trl", row, "r"))
-        fb = _F(
-            kind=FeedbackKind.PREFERENCE,
-            interaction_id=a.id,
-            idempotency_key=_key("trl", row, "p"),
-            targets=[
-                {"interaction_id": a.id, "role": "chosen", "position": 0},
-                {"interaction_id": b.id, "role": "rejected", "position": 1},
-            ],
-            payload={"strength": None, "aspect": None},
-            source=Source.HUMAN,
-        )
-        return [a, b, fb]
-    i = _I(messages=prompt, completion=_answer(row["completion"]), idempotency_key=_key("trl", row, "i"))
-    if "label" not in row:
+    """Every TRL type (``refeed.store.trl``), standard or conversational, explicit or implicit prompt:
+    preference -> two answers and a preference; unpaired preference -> an answer and a thumbs; prompt-completion
+    and language modelling -> an answer marked ``metadata.demonstration`` (an answer to imitate, which
+    ``refeed build sft`` takes), as are OpenAI fine-tuning turns."""
+    if trl_type(row) is None and "prompt" in row:
+        raise ValueError("a prompt-only row (no completion) has no answer to store; refeed imports "
+                         "preference, unpaired preference, prompt-completion and language-modelling rows")
+    r = explicit(row)
+    prompt, meta = _chat(r["prompt"]), {"origin": "imported", "format": f"trl {trl_type(row)}"}
+    if "chosen" in r:
+        a = _I(messages=prompt, completion=answer_text(r["chosen"], "chosen"), metadata=meta,
+               idempotency_key=_key("trl", row, "c"))
+        b = _I(messages=prompt, completion=answer_text(r["rejected"], "rejected"), metadata=meta,
+               idempotency_key=_key("trl", row, "r"))
+        return [a, b, _preference(a, b, _key("trl", row, "p"))]
+    if "label" not in r:  # prompt-completion and language modelling: an answer to learn from
+        meta = {**meta, "demonstration": True}
+    i = _I(messages=prompt, completion=answer_text(r["completion"], "completion"), metadata=meta,
+           idempotency_key=_key("trl", row, "i"))
+    if "label" not in r:
         return [i]
-    up = bool(row["label"])
+    if not isinstance(r["label"], bool | int) or r["label"] not in (0, 1):
+        raise ValueError(f"field 'label': must be true or false, got {r['label']!r}")
+    up = bool(r["label"])
     return [
         i,
         _F(
@@ -209,13 +245,30 @@ def _trl_row(row: dict) -> list:
     ]
 
 
+def _preference(a: Interaction, b: Interaction, key: str) -> Feedback:
+    """``a`` preferred to ``b``, as a human judgement."""
+    return _F(
+        kind=FeedbackKind.PREFERENCE,
+        interaction_id=a.id,
+        idempotency_key=key,
+        targets=[
+            {"interaction_id": a.id, "role": "chosen", "position": 0},
+            {"interaction_id": b.id, "role": "rejected", "position": 1},
+        ],
+        payload={"strength": None, "aspect": None},
+        source=Source.HUMAN,
+    )
+
+
 def _openai_records(path: Path):
     for n, row in _lines(path):
         yield from _at(path, n, _openai_row, row)
 
 
 def _openai_row(row: dict) -> list:
-    """One chat log: ``{"messages": [..., assistant]}``, or ``{"request": {...}, "response": {...}}``."""
+    """OpenAI's formats: a chat log ``{"request", "response"}``; fine-tuning ``{"messages", "tools"?}`` (every
+    assistant turn with ``weight`` 1, the default, is an answer in the context before it); preference
+    fine-tuning ``{"input": {"messages"}, "preferred_output", "non_preferred_output"}``."""
     if "request" in row:
         msgs = check_messages(list(row["request"]["messages"]))
         choice = row["response"]["choices"][0]["message"]
@@ -235,17 +288,51 @@ def _openai_row(row: dict) -> list:
                 metadata={"origin": "imported"},
             )
         ]
-    return _trl_row({"messages": row["messages"]})
+    if "preferred_output" in row:
+        prompt = _plain_messages(row["input"]["messages"])
+        meta = {"origin": "imported", "format": "openai preference", **_tools(row["input"])}
+        a, b = (
+            _I(messages=prompt, completion=answer_text(row[k], k), metadata=meta, idempotency_key=_key("openai", row, k))
+            for k in ("preferred_output", "non_preferred_output")
+        )
+        return [a, b, _preference(a, b, _key("openai", row, "p"))]
+    return _fine_tuning_turns(row)
+
+
+def _plain_messages(messages) -> list[dict]:
+    """Chat messages without OpenAI's training ``weight`` (it says what to learn, not what was said)."""
+    return check_messages([{k: v for k, v in m.items() if k != "weight"} for m in check_messages(list(messages))])
+
+
+def _tools(row: dict) -> dict:
+    return {k: row[k] for k in ("tools", "functions", "parallel_tool_calls") if k in row}
+
+
+def _fine_tuning_turns(row: dict) -> list:
+    """One answer per assistant text turn that OpenAI would train on (``weight`` not 0), each in the context
+    before it and linked to the previous one (``parent_id``, one ``thread_id`` per conversation)."""
+    msgs = check_messages(list(row["messages"]))
+    plain = _plain_messages(msgs)
+    meta = {"origin": "imported", "format": "openai fine-tuning", "demonstration": True, **_tools(row)}
+    out, thread, parent = [], "import:" + canonical_hash(["openai", row])[:24], None
+    for n, m in enumerate(msgs):
+        if m["role"] != "assistant" or m.get("weight", 1) == 0 or not isinstance(m.get("content"), str):
+            continue
+        if m.get("weight", 1) != 1:
+            raise ValueError(f"field 'messages.{n}.weight': must be 0 or 1, got {m['weight']!r}")
+        i = _I(messages=plain[:n], completion=m["content"], metadata=meta, thread_id=thread, parent_id=parent,
+               idempotency_key=_key("openai", row, n))
+        out.append(i)
+        parent = i.id
+    if not out:
+        raise ValueError("field 'messages': no assistant message with text and weight 1 to learn from")
+    return out
 
 
 def _qa_records(path: Path):
     """qa-feedback (Fine-Grained RLHF): per question, 4 answers; spans, missing info and an edit on
     answer 1; 6 pairwise judgements (1v2, 1v3, 1v4, 2v3, 2v4, 3v4: 1 = first better, 2 = second, 0 = tie)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValidationFailed(f"{path}:{e.lineno}: not valid JSON ({e.msg}); nothing was imported") from None
-    for n, q in enumerate(data):
+    for n, q in _array(path):
         yield from _at(path, n, _qa_question, q)
 
 

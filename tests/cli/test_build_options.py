@@ -19,7 +19,8 @@ def test_curriculum_pairs_and_bad_options(tmp_path):
     res = CliRunner().invoke(main, ["build", "pairs", "order=curriculum", "ranking_pairs=adjacent", "--out", str(out), "--url", url])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["chosen"], r["rejected"], r["stage"]) for r in rows] == [("A", "B", 0), ("B", "C", 1)]
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"], r["stage"]) for r in rows] == [
+        ("A", "B", 0), ("B", "C", 1)]
     res = CliRunner().invoke(main, ["build", "pairs", "order=random", "--out", str(out), "--url", url])
     assert res.exit_code == 1 and "order None or 'curriculum'" in res.output
     res = CliRunner().invoke(main, ["build", "graded", "ladders=[click]", "--out", str(out), "--url", url])

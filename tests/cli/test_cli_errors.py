@@ -40,3 +40,18 @@ def test_every_command_has_help_with_an_example():
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "refeed", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["demo", "--model", "/nonexistent/m"], ["demo", "model=/nonexistent/m"],
+     ["train", "recipes/dpo.yaml", "--model", "/nonexistent/m"], ["train", "recipes/dpo.yaml", "model.path=/nonexistent/m"]],
+)
+def test_one_model_option_on_demo_train_and_serve(args, tmp_path):
+    """--model PATH everywhere; demo's old `model=` still works with a warning, train's recipe key too."""
+    res = CliRunner().invoke(main, [*args, f"run_root={tmp_path}"])
+    assert res.exit_code == 2 and "model directory '/nonexistent/m' does not exist" in res.output, res.output
+    assert ("`model=/nonexistent/m` is deprecated; use --model /nonexistent/m" in " ".join(res.output.split())) == (
+        "model=/nonexistent/m" in args)
+    for name in ("demo", "train", "serve"):
+        assert "--model PATH" in CliRunner().invoke(main, [name, "--help"]).output

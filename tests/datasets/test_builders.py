@@ -17,7 +17,7 @@ from refeed.datasets import (
     unpaired,
 )
 from refeed.store.formats import import_file
-from tests.datasets.conftest import ask
+from tests.datasets.conftest import ask, plain
 
 QA = Path("/work/shared/data/qa-feedback/dev_feedback.json")
 QA = next(
@@ -37,19 +37,19 @@ def test_unpaired_and_sft(store):
     store.feedback(mid, "rating", score=3, scale=(1, 5))
     store.feedback(edited, "edit", text="fixed")
     ds = unpaired(store)
-    assert sorted(zip(ds["completion"], ds["label"], strict=True)) == [
+    assert sorted((r["completion"], r["label"]) for r in plain(ds)) == [
         ("bad", False),
         ("fixed", True),
         ("good", True),
     ]
     assert all(len(s) >= 2 for s in ds["source_ids"])
-    assert sorted(sft_rows(store)["completion"]) == ["fixed", "good"]
+    assert sorted(r["completion"] for r in plain(sft_rows(store))) == ["fixed", "good"]
 
 
 def test_groups_critiques_spans_followups_signals_principles(store):
     a, b, c = ask(store, "q", "A", "B", "C")
     store.feedback(None, "ranking", ranking=[b, [a, c]])
-    (g,) = ranked_groups(store)
+    (g,) = plain(ranked_groups(store))
     assert g["completions"][0] == "B" and g["ranks"] == [1, 2, 2]
     store.feedback(a, "critique", text="too short", aspect="length")
     assert critique_triplets(store)[0]["critique"] == "too short"
@@ -76,9 +76,26 @@ def test_qa_feedback_pairs_and_spans(store):
     )
     assert ds.num_rows == non_tie - identical  # one pair per non-tie judgement (none on identical texts)
     spans = span_labels(store)
-    by_answer = {r["completion"]: r["spans"] for r in spans}
+    by_answer = {r["completion"]: r["spans"] for r in plain(spans)}
     for q in raw:
         if q["feedback"]["errors"]:
             got = by_answer[q["prediction 1"]]
             want = sorted((e["start"], e["end"], e["error type"]) for e in q["feedback"]["errors"])
             assert sorted((s["start"], s["end"], s["category"]) for s in got) == want
+
+
+def test_sft_takes_imported_demonstrations(store, tmp_path):
+    """TRL prompt-completion / language-modelling rows and OpenAI fine-tuning turns are answers to imitate."""
+    f = tmp_path / "sft.jsonl"
+    q = [{"role": "user", "content": "2+2?"}]
+    f.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": q, "completion": [{"role": "assistant", "content": "4"}]},
+        {"text": "The sky is blue."},
+        {"prompt": "3+3?", "completion": "6", "label": False},  # unpaired: a judged answer, not a demonstration
+    ]) + "\n")
+    import_file(store, f, "trl")
+    f.write_text(json.dumps({"messages": [*q, {"role": "assistant", "content": "four"}]}) + "\n")
+    import_file(store, f, "openai-chat")
+    got = sorted((r["prompt"], r["completion"]) for r in plain(sft_rows(store)))
+    assert got == [([], "The sky is blue."), (q, "4"), (q, "four")]
+    assert sft_rows(store, demonstrations=False).num_rows == 0

@@ -57,7 +57,7 @@ def _resolve_before(votes, inter, report):
                 "prompt": inter[win].messages,
                 "chosen": inter[win].completion,
                 "rejected": inter[lose].completion,
-                "margin": sum(margins) / len(margins) if margins else None,
+                "margin": sum(margins) / len(margins) if margins else 0.0,
                 "source": source,
                 "source_ids": sorted({x for v in vs for x in v[4].split(",")} | {win, lose}),
             }

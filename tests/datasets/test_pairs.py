@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from refeed.datasets import build_report, preference_pairs, split_by_prompt
-from tests.datasets.conftest import ask
+from tests.datasets.conftest import ask, plain
 
 
 def test_a_ranking_of_four_gives_six_pairs_easy_to_hard(store):
     a, b, c, d = ask(store, "rank us", "A", "B", "C", "D")
     fid = store.feedback(None, "ranking", ranking=[a, b, c, d])
     ds = preference_pairs(store, order="curriculum")
-    got = [(r["chosen"], r["rejected"], r["margin"]) for r in ds]
+    got = [(r["chosen"], r["rejected"], r["margin"]) for r in plain(ds)]
     # Curry-DPO order: the widest rank gap (easiest) first; equal gaps keep ranking order.
     assert got == [
         ("A", "D", 3.0),
@@ -23,15 +23,15 @@ def test_a_ranking_of_four_gives_six_pairs_easy_to_hard(store):
         ("C", "D", 1.0),
     ]
     adjacent = preference_pairs(store, ranking_pairs="adjacent")
-    assert [(r["chosen"], r["rejected"]) for r in adjacent] == [("A", "B"), ("B", "C"), ("C", "D")]
+    assert [(r["chosen"], r["rejected"]) for r in plain(adjacent)] == [("A", "B"), ("B", "C"), ("C", "D")]
     texts = dict(zip("ABCD", (a, b, c, d), strict=True))
-    assert all(set(r["source_ids"]) == {fid, texts[r["chosen"]], texts[r["rejected"]]} for r in ds)
+    assert all(set(r["source_ids"]) == {fid, texts[r["chosen"]], texts[r["rejected"]]} for r in plain(ds))
 
 
 def test_ties_in_a_ranking_are_never_paired(store):
     a, b, c = ask(store, "q", "A", "B", "C")
     store.feedback(None, "ranking", ranking=[a, [b, c]])
-    assert sorted((r["chosen"], r["rejected"]) for r in preference_pairs(store)) == [("A", "B"), ("A", "C")]
+    assert sorted((r["chosen"], r["rejected"]) for r in plain(preference_pairs(store))) == [("A", "B"), ("A", "C")]
 
 
 def test_contradictions_are_reported_and_majority_wins(store):
@@ -44,7 +44,7 @@ def test_contradictions_are_reported_and_majority_wins(store):
     store.feedback(d, "preference", rejected=c, author="cy")  # outvoted 2 : 1
     ds = preference_pairs(store, sources=["preference"])
     report = build_report(ds)
-    assert [(r["chosen"], r["rejected"]) for r in ds] == [("good", "bad")]
+    assert [(r["chosen"], r["rejected"]) for r in plain(ds)] == [("good", "bad")]
     assert len(report["contradictions"]) == 2
     assert report["dropped"]["contradiction with an even vote"] == 1
     assert report["agreement"] == 0.0
@@ -68,16 +68,16 @@ def test_rating_gaps_edits_and_outcomes(store):
     store.feedback(c, "rating", score=3, author="second rater")  # c's mean is 2.5
     got = {
         (r["chosen"], r["rejected"]): r["margin"]
-        for r in preference_pairs(store, sources=["rating"], min_gap=1.5)
+        for r in plain(preference_pairs(store, sources=["rating"], min_gap=1.5))
     }
     assert got == {("great", "meh"): 2.5, ("ok", "meh"): 1.5}
     store.feedback(b, "edit", text="okay!")
-    (r,) = preference_pairs(store, sources=["edit"])
+    (r,) = plain(preference_pairs(store, sources=["edit"]))
     assert (r["chosen"], r["rejected"], r["source"]) == ("okay!", "ok", "edit")
     p, f = ask(store, "2+2", "4", "5")
     store.feedback(p, "outcome", passed=True, source="rule")
     store.feedback(f, "outcome", passed=False, source="rule")
-    assert [(r["chosen"], r["rejected"]) for r in preference_pairs(store, sources=["outcome"])] == [
+    assert [(r["chosen"], r["rejected"]) for r in plain(preference_pairs(store, sources=["outcome"]))] == [
         ("4", "5")
     ]
 

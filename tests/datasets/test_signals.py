@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from refeed.datasets import causal_rows, graded_levels, preference_pairs, unpaired
-from tests.datasets.conftest import ask
+from tests.datasets.conftest import ask, plain
 
 
 def _by_completion(ds):
-    return {r["completion"]: r for r in ds.to_list()}
+    return {r["completion"]: r for r in plain(ds)}
 
 
 def test_causal_rows_cover_every_logged_answer(store):
@@ -62,7 +62,7 @@ def test_curriculum_pairs_carry_their_stage_per_prompt(store):
     store.feedback(x, "rating", score=5, scale=(1, 5))
     store.feedback(y, "rating", score=1, scale=(1, 5))  # margin 4: the easiest pair overall
     ds = preference_pairs(store, sources=["ranking", "rating"], order="curriculum")
-    got = [(r["chosen"], r["rejected"], r["margin"], r["stage"]) for r in ds.to_list()]
+    got = [(r["chosen"], r["rejected"], r["margin"], r["stage"]) for r in plain(ds)]
     assert got[0] == ("X", "Y", 4.0, 0) and got[1] == ("A", "D", 3.0, 0)
     assert [g[3] for g in got[2:]] == [1, 2, 3, 4, 5] and [g[2] for g in got[2:]] == [2.0, 2.0, 1.0, 1.0, 1.0]
     assert "stage" not in preference_pairs(store).column_names
@@ -72,5 +72,5 @@ def test_unpaired_rows_carry_the_prompts_correct_rate(store):
     ups, downs = ask(store, "q1", "u1", "u2", "d1"), ask(store, "q2", "u3", "d2")
     for i, good in zip([*ups, *downs], [True, True, False, True, False], strict=True):
         store.feedback(i, "thumbs", up=good)
-    rates = {r["completion"]: r["correct_rate"] for r in unpaired(store).to_list()}
+    rates = {r["completion"]: r["correct_rate"] for r in plain(unpaired(store))}
     assert rates == {"u1": pytest.approx(2 / 3), "u2": pytest.approx(2 / 3), "d1": pytest.approx(2 / 3), "u3": 0.5, "d2": 0.5}

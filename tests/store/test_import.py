@@ -134,3 +134,120 @@ def test_unknown_format_and_missing_file(sqlite_store, tmp_path):
         import_file(sqlite_store, tmp_path / "x", "csv")
     with pytest.raises(FileNotFoundError, match="no such file"):
         import_file(sqlite_store, tmp_path / "x.jsonl", "refeed")
+
+
+def _msgs(*turns):
+    return [{"role": role, "content": text} for role, text in zip(("user", "assistant") * 4, turns, strict=False)]
+
+
+A = [{"role": "assistant", "content": "It is blue."}]
+B = [{"role": "assistant", "content": "It is green."}]
+Q = [{"role": "user", "content": "What color is the sky?"}]
+# Every TRL type, standard and conversational, explicit and implicit prompt (TRL's dataset_formats.md),
+# and what the store must hold for it: (chat, answer) of each interaction, and the feedback kinds.
+TRL_ROWS = [
+    ({"text": "The sky is blue."}, [([], "The sky is blue.")], []),
+    ({"messages": [*Q, *A]}, [(Q, "It is blue.")], []),
+    ({"prompt": "The sky is", "completion": " blue."}, [(_msgs("The sky is"), " blue.")], []),
+    ({"prompt": Q, "completion": A}, [(Q, "It is blue.")], []),
+    ({"prompt": "The sky is", "chosen": " blue.", "rejected": " green."},
+     [(_msgs("The sky is"), " blue."), (_msgs("The sky is"), " green.")], ["preference"]),
+    ({"prompt": Q, "chosen": A, "rejected": B}, [(Q, "It is blue."), (Q, "It is green.")], ["preference"]),
+    ({"chosen": "The sky is blue.", "rejected": "The sky is green."},  # implicit, standard
+     [(_msgs("The sky is"), " blue."), (_msgs("The sky is"), " green.")], ["preference"]),
+    ({"chosen": [*Q, *A], "rejected": [*Q, *B]}, [(Q, "It is blue."), (Q, "It is green.")], ["preference"]),
+    # HH-RLHF as trl-lib ships it: multi-turn conversations that differ in the last answer only
+    ({"chosen": _msgs("hi", "hello", "2+2?", "4"), "rejected": _msgs("hi", "hello", "2+2?", "5")},
+     [(_msgs("hi", "hello", "2+2?"), "4"), (_msgs("hi", "hello", "2+2?"), "5")], ["preference"]),
+    ({"prompt": "What color is the sky?", "chosen": [*Q, *A], "rejected": [*Q, *B]},  # a text prompt added beside
+     [(Q, "It is blue."), (Q, "It is green.")], ["preference"]),
+    ({"prompt": Q, "chosen": [*Q, *A], "rejected": [*Q, *B]},  # a chat prompt the conversations repeat
+     [(Q, "It is blue."), (Q, "It is green.")], ["preference"]),
+    ({"prompt": "The sky is", "completion": " blue.", "label": True}, [(_msgs("The sky is"), " blue.")], ["rating"]),
+    ({"prompt": Q, "completion": B, "label": False}, [(Q, "It is green.")], ["rating"]),
+]
+
+
+@pytest.mark.parametrize("row, stored, kinds", TRL_ROWS, ids=[str(sorted(r[0])) + str(n) for n, r in enumerate(TRL_ROWS)])
+def test_every_trl_type_imports(sqlite_store, tmp_path, row, stored, kinds):
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps(row) + "\n")
+    report = import_file(sqlite_store, f, "trl")
+    got = sorted((i.messages, i.completion) for i in sqlite_store.iter_interactions())
+    assert got == sorted(stored, key=lambda s: (s[0], s[1]))
+    fbs = list(sqlite_store.iter_feedback())
+    assert [str(fb.kind) for fb in fbs] == kinds
+    if kinds == ["preference"]:
+        roles = {t["role"]: sqlite_store.get_interaction(t["interaction_id"]).completion for t in fbs[0].targets}
+        assert roles["chosen"] == stored[0][1] and roles["rejected"] == stored[1][1]
+    if kinds == ["rating"]:
+        assert fbs[0].label == ("up" if row["label"] else "down")
+    assert report.interactions == len(stored)
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"chosen": _msgs("q", "a"), "rejected": _msgs("q")}, "one conversation is the start of the other"),
+        ({"prompt": Q, "chosen": _msgs("a", "b"), "rejected": B}, "one assistant message"),
+        ({"chosen": "same", "rejected": [*Q, *A]}, "both be text or both be chat messages"),
+        ({"prompt": "only a prompt"}, "prompt-only row"),
+        ({"prompt": "q", "completion": "a", "label": "yes"}, "field 'label': must be true or false"),
+        ({"messages": _msgs("q")}, "ending with the assistant's answer"),
+        ({"question": "q"}, "needs the columns of one of"),
+    ],
+)
+def test_rows_refeed_cannot_store_are_refused_with_the_reason(sqlite_store, tmp_path, row, message):
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps({"prompt": "fine", "completion": "row"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(ValidationFailed, match=r"rows.jsonl:2: .*" + message):
+        import_file(sqlite_store, f, "trl")
+    assert sqlite_store.stats()["interactions"] == 0
+
+
+def test_openai_fine_tuning_chat_and_preference_formats(sqlite_store, tmp_path):
+    system = {"role": "system", "content": "Be brief."}
+    chat = {"messages": [system, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey", "weight": 0},
+                         {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", "weight": 1},
+                         {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}],
+            "tools": [{"type": "function", "function": {"name": "add"}}]}
+    pref = {"input": {"messages": [{"role": "user", "content": "2+2?"}]},
+            "preferred_output": [{"role": "assistant", "content": "4"}],
+            "non_preferred_output": [{"role": "assistant", "content": "5"}]}
+    f = tmp_path / "ft.jsonl"
+    f.write_text(json.dumps(chat) + "\n" + json.dumps(pref) + "\n")
+    report = import_file(sqlite_store, f, "openai-chat")
+    assert (report.interactions, report.by_kind) == (4, {"preference": 1})
+    turns = {i.completion: i for i in sqlite_store.iter_interactions() if i.metadata["format"] == "openai fine-tuning"}
+    assert sorted(turns) == ["4", "6"]  # the weight-0 answer is context only
+    four, six = turns["4"], turns["6"]
+    assert [m["content"] for m in six.messages] == ["Be brief.", "hi", "hey", "2+2?", "4", "3+3?"]
+    assert all("weight" not in m for m in six.messages) and six.metadata["tools"] == chat["tools"]
+    assert six.parent_id == four.id and six.thread_id == four.thread_id is not None
+    (fb,) = sqlite_store.iter_feedback()
+    roles = {t["role"]: sqlite_store.get_interaction(t["interaction_id"]).completion for t in fb.targets}
+    assert roles == {"chosen": "4", "rejected": "5"}
+
+
+@pytest.mark.parametrize(
+    "content, given, named",
+    [
+        ("qa", "trl", "qa-feedback"),
+        ('{"prompt": "q", "chosen": "a", "rejected": "b"}\n', "refeed", "trl"),
+        ('{"prompt": "q", "chosen": "a", "rejected": "b"}\n', "qa-feedback", "trl"),
+        ('{"type": "interaction", "messages": [], "completion": "a"}\n', "trl", "refeed"),
+        ('{"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}\n', "trl", "openai-chat"),
+    ],
+)
+def test_a_wrong_format_names_the_right_one(sqlite_store, tmp_path, qa_raw, content, given, named):
+    f = tmp_path / "data.json"
+    f.write_text(json.dumps(qa_raw[:2]) if content == "qa" else content)
+    with pytest.raises(ValidationFailed, match=f"looks like --format {named}, not {given}"):
+        import_file(sqlite_store, f, given)
+    assert sqlite_store.stats()["interactions"] == 0
+
+
+def test_a_json_array_of_trl_rows_imports(sqlite_store, tmp_path):
+    f = tmp_path / "rows.json"
+    f.write_text(json.dumps([{"prompt": "q", "completion": "a"}, {"prompt": "q", "completion": "b"}]))
+    assert import_file(sqlite_store, f, "trl").interactions == 2
