@@ -36,6 +36,7 @@ class Plan:
     builder: str  # a name in refeed.datasets.BUILDERS, or "principles" / "followups" (rows made here)
     params: tuple[tuple[str, object], ...] = ()
     eval_plan: str = ""  # the plan whose rows measure the model held out ("" = this one)
+    observed_only: bool = False  # keep the rows the user reacted to (a naive reward model's view of signals)
 
 
 PLANS: dict[str, Plan] = {
@@ -45,6 +46,9 @@ PLANS: dict[str, Plan] = {
     "thumbs": Plan(("thumbs",), "unpaired"),
     # CausalRM learns from biased, noisy observations; it is measured against the truth (thumbs).
     "signals": Plan(("signal",), "causal", eval_plan="thumbs"),
+    # The naive baseline on the same logged data: BCE on the observed reactions, no weighting, no correction
+    # (refeed train recipes/binary_rm.yaml data.feedback=observed_signals).
+    "observed_signals": Plan(("signal",), "causal", eval_plan="thumbs", observed_only=True),
     "levels": Plan(("signal",), "graded", (("ladder", ("click", "copy")),)),
     "spans": Plan(("span",), "spans"),
     "edits": Plan(("edit", "thumbs"), "sft"),
@@ -130,7 +134,8 @@ def build_rows(store, plan: str):
     from refeed.datasets import BUILDERS
 
     p = PLANS[plan]
-    return BUILDERS[p.builder](store, **dict(p.params))
+    ds = BUILDERS[p.builder](store, **dict(p.params))
+    return ds.select([i for i, o in enumerate(ds["observed"]) if o == 1]) if p.observed_only else ds
 
 
 def rows_from_store(store, batch_kind) -> list[dict] | None:
