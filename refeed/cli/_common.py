@@ -24,7 +24,7 @@ def load_config(cls, path, overrides):
 
 
 @contextlib.contextmanager
-def stage_progress(enabled: bool = True) -> Iterator:
+def stage_progress(enabled: bool = True, out: Console | None = None) -> Iterator:
     """A callback ``report(stage)`` that drives one rich progress bar per pipeline stage.
 
     Columns: name, bar, done/total, elapsed, ETA, a few metrics. The bar shrinks first, so at 80 columns the
@@ -41,7 +41,7 @@ def stage_progress(enabled: bool = True) -> Iterator:
             MofNCompleteColumn(table_column=whole()), TimeElapsedColumn(table_column=whole()),
             TextColumn("eta", table_column=whole()), TimeRemainingColumn(table_column=whole()),
             TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))]
-    with quiet_third_party(), Progress(*cols, console=console, transient=False, expand=True) as bar:
+    with quiet_third_party(), Progress(*cols, console=out or console, transient=False, expand=True) as bar:
         tasks: dict[str, int] = {}
 
         def report(stage) -> None:

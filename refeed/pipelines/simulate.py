@@ -37,6 +37,7 @@ class Plan:
     params: tuple[tuple[str, object], ...] = ()
     eval_plan: str = ""  # the plan whose rows measure the model held out ("" = this one)
     observed_only: bool = False  # keep the rows the user reacted to (a naive reward model's view of signals)
+    clean_from_thumbs: bool = False  # add thumbs-up answers as span rows with no spans
 
 
 PLANS: dict[str, Plan] = {
@@ -50,7 +51,8 @@ PLANS: dict[str, Plan] = {
     # (refeed train recipes/binary_rm.yaml data.feedback=observed_signals).
     "observed_signals": Plan(("signal",), "causal", eval_plan="thumbs", observed_only=True),
     "levels": Plan(("signal",), "graded", (("ladder", ("click", "copy")),)),
-    "spans": Plan(("span",), "spans"),
+    # Right answers get no span; the thumbs say which answers were judged clean (rows with no spans).
+    "spans": Plan(("span", "thumbs"), "spans", eval_plan="thumbs", clean_from_thumbs=True),
     "edits": Plan(("edit", "thumbs"), "sft"),
     "followups": Plan(("followup",), "followups"),
     "principles": Plan(("principle",), "principles"),
@@ -135,7 +137,16 @@ def build_rows(store, plan: str):
 
     p = PLANS[plan]
     ds = BUILDERS[p.builder](store, **dict(p.params))
-    return ds.select([i for i, o in enumerate(ds["observed"]) if o == 1]) if p.observed_only else ds
+    if p.observed_only:
+        return ds.select([i for i, o in enumerate(ds["observed"]) if o == 1])
+    if p.clean_from_thumbs:
+        from datasets import Dataset, concatenate_datasets
+
+        clean = [{"prompt": r["prompt"], "completion": r["completion"], "spans": [], "source_ids": r["source_ids"]}
+                 for r in BUILDERS["unpaired"](store).to_list() if r["label"]]
+        if clean:
+            return concatenate_datasets([ds, Dataset.from_list(clean, features=ds.features)])
+    return ds
 
 
 def rows_from_store(store, batch_kind) -> list[dict] | None:

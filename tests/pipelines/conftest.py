@@ -1,7 +1,7 @@
 """A tiny model that has seen the task a little: it answers with digits, sometimes right.
 
 A random-weight model answers every prompt with noise, so the simulated user's grades all tie and no
-pair, ranking or level can be made; 60 SFT steps (a few seconds) fix that without reaching any accuracy
+pair, ranking or level can be made; 40 SFT steps (a few seconds) fix that without reaching any accuracy
 target, which keeps every recipe's no-``--data`` path testable on 2 cores."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def warm_model_dir(tiny_model_dir, tmp_path_factory):
     model, tok = load(tiny_model_dir)
     task = TaskConfig(**TASK).build()
     rows = [{"prompt": list(e.messages), "completion": e.answer} for e in task.examples("train")]
-    cfg = TrainConfig(lr=2e-3, batch_size=16, max_steps=60, warmup_ratio=0.0, schedule=Schedule.CONSTANT)
+    cfg = TrainConfig(lr=2e-3, batch_size=16, max_steps=40, warmup_ratio=0.0, schedule=Schedule.CONSTANT)
     train(model, tok, rows, build("sft"), cfg)
     out = tmp_path_factory.mktemp("warm") / "model"
     model.save_pretrained(out)
