@@ -19,6 +19,7 @@ The run is recorded in the store: a ``runs`` row and the ``dataset_builds`` memb
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -308,8 +309,11 @@ def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_
         curve(step, total)
         return False
 
+    extra = {}
+    if "reference_progress" in inspect.signature(train).parameters:  # the loop's reference-pass bar (helper core)
+        extra["reference_progress"] = lambda done, total: report(Stage("reference", done, total))
     result = train(model, tok, data.rows, objective, cfg.train, run_dir=run_dir, progress=progress,
-                   resume_from=resume_dir)
+                   resume_from=resume_dir, **extra)
     heldout_summary = measure.after(result.model, before) if task_eval or (is_rm and data.eval_rows) else None
     summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(data.rows),
                "data": data.builder, "train_steps": result.steps, "train_seconds": result.seconds,
