@@ -61,6 +61,7 @@ def train(recipe: str, overrides: tuple[str, ...], data_path: str | None, eval_p
         from refeed.eval.report import heldout_rows
 
         h = summary["heldout"]
-        title = (f"held-out {h['task']} {h['split']} accuracy, before and after" if h["kind"] == "policy"
-                 else "held-out reward model on eval rows")
+        title = ("held-out reward model on eval rows" if h["kind"] != "policy" else
+                 f"held-out {h['task']} on eval rows, before and after" if h["split"] == "eval rows" else
+                 f"held-out {h['task']} {h['split']} accuracy, before and after")
         print_rows(title, heldout_rows(h))

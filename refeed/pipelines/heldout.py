@@ -29,6 +29,7 @@ class Measure:
     report: Callable[[Stage], None]
     run_dir: Path
     main: bool = True
+    max_length: int = 512
 
     @property
     def is_rm(self) -> bool:
@@ -56,6 +57,11 @@ class Measure:
         return evaluate(model, self.tok, self.task, examples=examples, max_new_tokens=self.ecfg.max_new_tokens, tick=tick)
 
     def before(self, model):
+        if self.task is None:  # custom data: the policy's measure on the eval rows
+            self.report(Stage("eval before", 0, 1))
+            out = policy_row_measure(model, self.tok, self.eval_rows, self.max_length)
+            self.report(Stage("eval before", 1, 1))
+            return out
         return self._task_eval(model, "test", self.ecfg.prompts, "eval before")
 
     def _rm(self, model) -> dict[str, Any]:
@@ -83,7 +89,7 @@ class Measure:
     def curve_hook(self, model, task_eval: bool) -> Callable[[int, int], None]:
         """``hook(step, total)``: an eval point every ``eval.every`` steps and at the end (and one at step 0)."""
         every = self.ecfg.every
-        if not every or not self.main or not (task_eval or (self.is_rm and self.eval_rows)):
+        if not every or not self.main or self.task is None or not (task_eval or (self.is_rm and self.eval_rows)):
             return lambda step, total: None
         path = self.run_dir / CURVE
 
@@ -112,6 +118,9 @@ class Measure:
             return {"kind": "reward_model", **self._rm(model)}
         from refeed.eval.heldout import compare
 
+        if self.task is None:
+            after_rows = policy_row_measure(model, self.tok, self.eval_rows, self.max_length)
+            return compare_rows(before, after_rows, self.eval_rows)
         after = self._task_eval(model, "test", self.ecfg.prompts, "eval after")
         out = {"kind": "policy", "split": "test", "task": self.task.name, **compare(before, after)}
         b = {r["id"]: r for r in before.records}
@@ -121,6 +130,54 @@ class Measure:
                            "after": r["completion"], "before_correct": b[r["id"]]["correct"],
                            "after_correct": r["correct"]} for r in (changed + same)[: self.ecfg.examples]]
         return out
+
+
+def answer_logps(model, tok, rows: list[dict], column: str, max_length: int = 512, batch_size: int = 16
+                 ) -> list[tuple[float, int]]:
+    """(sum of log-probs, token count) of each row's ``column`` answer after its prompt, under ``model``."""
+    import torch
+
+    from refeed.objectives import BatchKind
+    from refeed.train.batching import collate, encode_rows
+    from refeed.train.logprobs import completion_logps
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    device = next(model.parameters()).device
+    was, out = model.training, []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            part = [{"prompt": r["prompt"], "completion": r[column]} for r in rows[start:start + batch_size]]
+            b = collate(encode_rows(tok, part, BatchKind.SFT, max_length), pad)
+            lp = completion_logps(model, *(b[k].to(device) for k in ("input_ids", "attention_mask", "completion_mask")))
+            out += list(zip(lp.sum().tolist(), lp.count().tolist(), strict=True))
+    model.train(was)
+    return out
+
+
+def policy_row_measure(model, tok, rows: list[dict], max_length: int) -> list[float]:
+    """Per eval row, a 0/1 (or real) score of the policy on custom data, comparable before and after:
+    pairs: 1 when the chosen answer has the higher mean token log-prob; labelled rows: the mean token log-prob,
+    signed by the label (desirable up, undesirable down); plain rows: the mean token log-prob."""
+    if "chosen" in rows[0]:
+        c, r = answer_logps(model, tok, rows, "chosen", max_length), answer_logps(model, tok, rows, "rejected", max_length)
+        return [float(a / max(n, 1) > b / max(m, 1)) for (a, n), (b, m) in zip(c, r, strict=True)]
+    lp = [a / max(n, 1) for a, n in answer_logps(model, tok, rows, "completion", max_length)]
+    if "label" in rows[0]:
+        return [v if bool(row["label"]) else -v for v, row in zip(lp, rows, strict=True)]
+    return lp
+
+
+def compare_rows(before: list[float], after: list[float], rows: list[dict]) -> dict[str, Any]:
+    """The before / after table of ``policy_row_measure`` on eval rows, with the paired 95% interval."""
+    from refeed.eval.heldout import paired_bootstrap
+
+    measure = ("preference_accuracy" if "chosen" in rows[0] else
+               "signed_mean_logp" if "label" in rows[0] else "mean_logp")
+    lo, hi = paired_bootstrap(before, after)
+    n = len(rows)
+    return {"kind": "policy", "split": "eval rows", "task": measure, "n": n, "before": sum(before) / n,
+            "after": sum(after) / n, "gain": (sum(after) - sum(before)) / n, "gain_ci": [lo, hi], "by_difficulty": {}}
 
 
 def read_curve(run_dir: Path) -> list[dict]:

@@ -298,10 +298,12 @@ def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_
     from refeed.pipelines import heldout
     from refeed.train.loop import train
 
-    measure = heldout.Measure(cfg.eval, task, tok, objective, data.eval_rows, report, run_dir,
-                              main=is_main_process(cfg.train))
+    # Custom data with eval rows: a policy is measured on those rows (no task to sample).
+    rows_eval = not task_eval and not is_rm and bool(data.eval_rows) and cfg.eval.enabled
+    measure = heldout.Measure(cfg.eval, None if rows_eval else task, tok, objective, data.eval_rows, report, run_dir,
+                              main=is_main_process(cfg.train), max_length=cfg.train.max_length)
     model = measure.wrap(model)
-    before = measure.before(model) if task_eval else None
+    before = measure.before(model) if task_eval or rows_eval else None
     curve = measure.curve_hook(model, task_eval)
 
     def progress(step: int, total: int, record: dict) -> bool:
@@ -314,7 +316,8 @@ def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_
         extra["reference_progress"] = lambda done, total: report(Stage("reference", done, total))
     result = train(model, tok, data.rows, objective, cfg.train, run_dir=run_dir, progress=progress,
                    resume_from=resume_dir, **extra)
-    heldout_summary = measure.after(result.model, before) if task_eval or (is_rm and data.eval_rows) else None
+    heldout_summary = (measure.after(result.model, before)
+                       if task_eval or rows_eval or (is_rm and data.eval_rows and cfg.eval.enabled) else None)
     summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(data.rows),
                "data": data.builder, "train_steps": result.steps, "train_seconds": result.seconds,
                "seconds": time.perf_counter() - t0,
