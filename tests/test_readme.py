@@ -115,9 +115,9 @@ def _check_demo(cfg, *_a, **_k):
 
 
 def _check_train(cfg, *_a, **_k):
+    from refeed.batch.encode import check_columns
     from refeed.objectives import build
     from refeed.pipelines.train_job import load_rows
-    from refeed.train.batching import check_columns
 
     params = dict(cfg.objective)
     objective = build(params.pop("name", "dpo"), params)

@@ -17,6 +17,7 @@ def main() -> None:
 
 # Sub-command modules register themselves on ``main``; keep this list literal and sorted.
 from refeed.cli import demo as _demo  # noqa: E402,F401
+from refeed.cli import eval as _eval  # noqa: E402,F401
 from refeed.cli import serve as _serve  # noqa: E402,F401
 from refeed.cli import store as _store  # noqa: E402,F401
 from refeed.cli import train as _train  # noqa: E402,F401

@@ -1,4 +1,5 @@
-"""A run's ``report.html``: a summary table and PNG plots (loss, reward margin, accuracy before/after).
+"""A run's ``report.html``: the config that matters, PNG plots (training loss, reward margin, eval curves next
+to them, accuracy before/after), the held-out before/after table and a few held-out answers before and after.
 
 The HTML references the PNGs next to it, so the folder can be zipped, mailed, or opened from disk.
 """
@@ -58,11 +59,17 @@ def _plot_accuracy(path: Path, summary: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[str, Any]) -> Path:
-    """Write PNG plots and ``report.html`` into ``run_dir``; returns the HTML path."""
+def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[str, Any],
+                 curve: list[dict[str, float]] | None = None) -> Path:
+    """Write PNG plots and ``report.html`` into ``run_dir``; returns the HTML path. ``curve``: eval points
+    during training (``{"step": .., "dev/accuracy": ..}`` or ``"eval/<measure>"``), plotted beside the loss."""
     figures = []
     if _plot_series(run_dir / "loss.png", history, ["loss"], "Training loss"):
         figures.append(("loss.png", "Training loss"))
+    if curve:
+        keys = sorted({k for c in curve for k in c if k != "step" and not k.endswith("/n")})
+        if _plot_series(run_dir / "eval.png", curve, keys, "Held-out eval during training"):
+            figures.append(("eval.png", "Eval during training (" + ", ".join(keys) + ")"))
     if _plot_series(run_dir / "margin.png", history, ["rewards/margin", "rewards/chosen", "rewards/rejected"], "Implicit reward"):
         figures.append(("margin.png", "Reward margin (chosen - rejected)"))
     # Every other objective's metrics, one plot per prefix (rm/ for reward models, c3po/, kto/, ...).
@@ -80,6 +87,7 @@ def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[s
         if not isinstance(v, dict)
     )
     imgs = "".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption></figure>' for f, c in figures)
+    imgs = _config_html(summary.get("config")) + imgs + _heldout_html(summary.get("heldout"))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>refeed run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}
@@ -89,6 +97,52 @@ figure{{display:inline-block;margin:1em}}img{{max-width:440px}}</style></head>
 <table>{rows}</table>{imgs}</body></html>"""
     out = run_dir / "report.html"
     out.write_text(page)
+    return out
+
+
+def _config_html(config: dict | None) -> str:
+    """The settings a reader needs to judge a run: the objective's parameters (beta ...), lr, steps."""
+    if not config:
+        return ""
+    flat = {**{f"objective.{k}": v for k, v in (config.get("objective") or {}).items()},
+            **{k: v for k, v in config.items() if k != "objective"}}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in flat.items())
+    return f"<h2>Config</h2><table>{rows}</table>"
+
+
+def heldout_rows(h: dict) -> list[tuple[str, ...]]:
+    """The held-out table as text rows (header first): the report and the CLI print the same table."""
+    if h.get("kind") == "policy":
+        out = [("", "n", "before", "after", "gain", "95% CI")]
+        for name, r in [("all", h), *((f"level {d}", r) for d, r in h["by_difficulty"].items())]:
+            lo, hi = r["gain_ci"]
+            out.append((name, str(r["n"]), f"{r['before']:.3f}", f"{r['after']:.3f}", f"{r['gain']:+.3f}",
+                        f"[{lo:+.3f}, {hi:+.3f}]"))
+        return out
+    out = [("measure", "n", "value"), (h["measure"], str(h["n"]), _fmt(h["value"]))]
+    for k in ("auc", "brier", "ece", "positive_rate"):
+        if h.get(k) is not None:
+            out.append((k, str(h["n"]), _fmt(h[k])))
+    out += [(f"baseline: {k}", str(h["n"]), _fmt(v)) for k, v in h.get("baselines", {}).items() if v is not None]
+    return out
+
+
+def _heldout_html(h: dict | None) -> str:
+    if not h:
+        return ""
+    rows = heldout_rows(h)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    title = f"Held out: {h.get('task', '')} {h.get('split', 'eval rows')}" if h.get("kind") == "policy" else "Held out: reward model on eval rows"
+    out = f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
+    if h.get("answers"):
+        cells = "".join(
+            f"<tr><td>{html.escape(a['prompt'])}</td><td>{html.escape(a['expected'])}</td>"
+            f"<td>{html.escape(a['before'])} {'&#10003;' if a['before_correct'] else '&#10007;'}</td>"
+            f"<td>{html.escape(a['after'])} {'&#10003;' if a['after_correct'] else '&#10007;'}</td></tr>"
+            for a in h["answers"])
+        out += ("<h2>Held-out answers before and after</h2><table><tr><th>prompt</th><th>expected</th>"
+                f"<th>before</th><th>after</th></tr>{cells}</table>")
     return out
 
 

@@ -27,7 +27,6 @@ from refeed.config import to_dict
 from refeed.pipelines.pretrain import PretrainConfig, pretrain
 from refeed.pipelines.simulate import SamplingConfig, rows_from_store, simulate_feedback, store_feedback
 from refeed.train.loop import TrainConfig
-from refeed.types import FeedbackKind
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
                                                tick=lambda d, t: report(Stage("sample", d, t)))
     store = store_feedback(run_dir, interactions, feedback)
     rows = rows_from_store(store, objective.batch_kind)
-    thumbs_up = sum(f.score == 1.0 for f in feedback if f.kind is FeedbackKind.RATING)
+    thumbs_up = sum(f["kind"] == "thumbs" and f["up"] for f in feedback)
     report(Stage("feedback", 1, 1, {"pairs": len(rows), "thumbs_up": thumbs_up}))
     if len(rows) < cfg.train.batch_size * cfg.train.grad_accum:
         raise RuntimeError(f"only {len(rows)} preference pairs: too few to train; sample more prompts")

@@ -1,20 +1,29 @@
-"""``refeed train RECIPE``: one objective, one dataset, one model -> ``runs/<id>/``.
+"""``refeed train RECIPE``: one objective, one dataset, one model -> ``runs/<id>/``, measured held out.
 
     refeed train recipes/dpo.yaml objective.beta=0.2 train.max_steps=50
-    refeed train recipes/kto.yaml --data feedback.jsonl
+    refeed train recipes/kto.yaml --data feedback.jsonl --eval-data feedback.eval.jsonl
     accelerate launch -m refeed train recipes/dpo.yaml       # several processes / GPUs
 
-A recipe has the sections ``model``, ``data``, ``objective``, ``train`` (``refeed.train.loop.TrainConfig``).
-Data comes from a JSONL / Parquet file in TRL's columns (standard or conversational), or, when no
-file is given, from the built-in task: the base model's own answers judged by the simulated user
-(preference pairs, thumbs, or thumbs-up answers, whichever the objective's batch kind needs).
-The run directory gets the resolved config, metrics.jsonl, checkpoints, the final model and report.html.
+A recipe has the sections ``model``, ``data``, ``objective``, ``train`` (``refeed.train.loop.TrainConfig``)
+and ``eval``. Data comes from a JSONL / Parquet file in TRL's columns (standard or conversational), or, when
+no file is given, from the built-in task: the base model's own answers judged by the simulated user, with the
+feedback kind the objective needs (``refeed.pipelines.simulate.PLANS``; ``data.feedback`` picks another),
+logged into the run's store and built into rows by ``refeed.datasets`` as real feedback would be.
+
+Held out: a policy is measured on the task's TEST split before and after (accuracy by difficulty, n, the
+paired 95% interval of the gain); a reward model on eval rows (``--eval-data``, the ``.eval`` file beside
+``--data`` that ``refeed build --split-by prompt`` writes, or simulated feedback on TEST prompts) against the
+majority-class and length-only baselines. ``eval.every`` adds points during training (DEV split or eval rows).
+The run is recorded in the store: a ``runs`` row and the ``dataset_builds`` membership of what it trained on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,7 @@ from typing import Any
 import yaml
 
 from refeed.config import ConfigError, to_dict
+from refeed.pipelines.demo import Stage
 from refeed.pipelines.pretrain import PretrainConfig
 from refeed.pipelines.simulate import SamplingConfig
 from refeed.train.loop import TrainConfig, is_main_process
@@ -54,6 +64,20 @@ class DataSection:
     path: str = ""  # .jsonl / .json / .parquet in TRL columns; empty: simulated feedback on the built-in task
     limit: int = 0  # use the first N rows (0: all)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    feedback: str = ""  # simulated feedback plan (refeed.pipelines.simulate.PLANS); empty: what the objective needs
+    eval_path: str = ""  # held-out rows; empty: <data>.eval.<ext> beside data.path when it exists
+    store: str = ""  # store URL that records the run and its dataset build; empty: <run_dir>/feedback.db
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    enabled: bool = True
+    every: int = 0  # an eval point every N optimizer steps (DEV split, or the eval rows); 0: before / after only
+    prompts: int = 0  # TEST prompts for task accuracy (0: the whole split)
+    dev_prompts: int = 100  # DEV prompts per eval.every point
+    rm_prompts: int = 200  # TEST prompts the simulated user judges for reward-model eval rows
+    max_new_tokens: int = 16
+    examples: int = 5  # held-out answers shown in the report, before and after
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,7 @@ class TrainJobConfig:
     data: DataSection = field(default_factory=DataSection)
     objective: dict[str, Any] = field(default_factory=lambda: {"name": "dpo"})
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalSection = field(default_factory=EvalSection)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # the built-in base model and task
     run_root: str = "runs"
     name: str = ""  # run directory name; empty: <objective>-<time>
@@ -82,6 +107,8 @@ def _read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL / JSON / Parquet file (TRL conventions), read with the ``datasets`` library."""
     from datasets import load_dataset
 
+    from refeed.pipelines.quiet import quiet_third_party
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"data file '{p}' does not exist")
@@ -89,9 +116,21 @@ def _read_rows(path: str | Path) -> list[dict[str, Any]]:
     if kind is None:
         raise ConfigError(f"data file '{p}' must end in .jsonl, .json or .parquet")
     try:
-        return load_dataset(kind, data_files=str(p), split="train").to_list()
+        with quiet_third_party():
+            return load_dataset(kind, data_files=str(p), split="train").to_list()
     except Exception as e:  # noqa: BLE001 - datasets raises many types for a malformed file
         raise ConfigError(f"could not read '{p}' as {kind}: {e}") from None
+
+
+def eval_path(cfg: DataSection) -> Path | None:
+    """``data.eval_path``, else the ``.eval`` file ``refeed build --split-by prompt`` wrote beside data.path."""
+    if cfg.eval_path:
+        return Path(cfg.eval_path)
+    if cfg.path:
+        p = Path(cfg.path)
+        sibling = p.with_name(f"{p.stem}.eval{p.suffix}")
+        return sibling if sibling.is_file() else None
+    return None
 
 
 def _model(cfg: TrainJobConfig):
@@ -125,35 +164,112 @@ def _model(cfg: TrainJobConfig):
     return model, tok, path
 
 
-def _simulated_rows(cfg: TrainJobConfig, objective, model, tok, base: str, run_dir) -> list[dict]:
-    from refeed.pipelines.simulate import rows_from_store, simulate_feedback, store_feedback
+def foreign_data_warning(cfg: TrainJobConfig, rows: list[dict]) -> str | None:
+    """A warning when the built-in tiny model (no model.path) is to train on rows that are not its task's."""
+    from refeed.tasks import task_of
 
-    task = cfg.pretrain.task.build()
-    interactions, feedback = simulate_feedback(model, tok, task, cfg.data.sampling, cfg.train.seed, base)
+    if cfg.model.path or not rows:
+        return None
+    sample = rows[:50]
+    own = sum(task_of(r.get("prompt")) == cfg.pretrain.task.name for r in sample)
+    if own >= len(sample) / 2:
+        return None
+    return (f"--data does not look like the built-in '{cfg.pretrain.task.name}' task ({own} of the first "
+            f"{len(sample)} prompts are), yet no model was given: the built-in tiny model (a character-level "
+            f"model that only knows that task) will train on it. Pass model.path=<your model dir or hub id>.")
+
+
+@dataclass
+class _Data:
+    rows: list[dict]
+    builder: str
+    params: dict[str, Any]
+    eval_rows: list[dict] | None = None  # reward-model eval rows
+
+
+def _simulated(cfg: TrainJobConfig, objective, model, tok, base: str, task, store, report) -> _Data:
+    """The plan's feedback on TRAIN prompts into ``store`` and built into rows (and, for reward models,
+    the same on TEST prompts into a second store for eval rows)."""
+    from refeed.objectives import Head
+    from refeed.pipelines import simulate as sim
+    from refeed.tasks import oracle
+
+    plan = sim.plan_for(objective, cfg.data.feedback)
+    p = sim.PLANS[plan]
+    tick = lambda what: (lambda d, t: report(Stage(what, d, t)))  # noqa: E731
+
+    def feedback(split: str, into, tick_name: str, prompts: int) -> None:
+        scfg = cfg.data.sampling if split == "train" else _with_prompts(cfg.data.sampling, prompts)
+        its, items = sim.simulate_feedback(model, tok, task, scfg, cfg.train.seed, base, tick(tick_name),
+                                           kinds=tuple(k for k in p.kinds if k != "principle"), split=split)
+        into.write_batch([*its.values(), *items])
+
+    if p.builder == "principles":
+        store.write_batch(oracle.principle_items(task))
+        rows = sim.principle_rows(model, tok, store, task, cfg.data.sampling, cfg.train.seed, base, tick("sample"))
+    else:
+        feedback("train", store, "sample", 0)
+        rows = sim.followup_rows(model, tok, store) if p.builder == "followups" else sim.build_rows(store, plan).to_list()
+    eval_rows = None
+    if objective.needs.head is Head.SCORE and cfg.eval.enabled:
+        ev = sim.PLANS[p.eval_plan or plan]
+        from refeed.store import Store
+
+        held = Store(f"sqlite:///{Path(store.url.removeprefix('sqlite:///')).with_name('eval.db')}") \
+            if store.url.startswith("sqlite:///") else Store(store.url, project=f"{store.project}-eval")
+        its, items = sim.simulate_feedback(model, tok, task, _with_prompts(cfg.data.sampling, cfg.eval.rm_prompts),
+                                           cfg.train.seed + 1, base, tick("sample eval"), kinds=ev.kinds, split="test")
+        held.write_batch([*its.values(), *items])
+        eval_rows = sim.build_rows(held, p.eval_plan or plan).to_list()
+    if not rows:
+        raise RuntimeError(f"the simulated user's {plan} gave no {objective.batch_kind.value} rows; sample more "
+                           f"prompts (data.sampling.prompts) or answers (data.sampling.k)")
+    return _Data(rows, f"simulated:{plan}", {"plan": plan, "builder": p.builder, **dict(p.params)}, eval_rows)
+
+
+def _with_prompts(s: SamplingConfig, prompts: int) -> SamplingConfig:
+    from dataclasses import replace
+
+    return replace(s, prompts=prompts)
+
+
+def _open_store(cfg: TrainJobConfig, run_dir: Path):
+    from refeed.store import Store
+
+    main = is_main_process(cfg.train)
+    if cfg.data.store:
+        return Store(cfg.data.store)
     # Every process of a distributed run simulates the same feedback (same seed); each keeps its own store file.
-    name = "feedback.db" if is_main_process(cfg.train) else f"feedback.rank{os.environ.get('RANK', '0')}.db"
-    rows = rows_from_store(store_feedback(run_dir, interactions, feedback, name), objective.batch_kind)
-    if rows is None:
-        raise ConfigError(f"objective '{objective.name}' needs {objective.batch_kind.value} rows, which the simulated "
-                          f"user does not produce; pass --data with such rows")
-    return rows
+    name = "feedback.db" if main else f"feedback.rank{os.environ.get('RANK', '0')}.db"
+    return Store(f"sqlite:///{(run_dir / name).resolve()}")
 
 
-def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> dict[str, Any]:
-    """Run one training job; returns its summary (also written to ``run_dir/summary.json``)."""
-    import json
+def run_train(cfg: TrainJobConfig, resume: str | None = None, report: Callable[[Stage], None] | None = None,
+              notice: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run one training job; returns its summary (also written to ``run_dir/summary.json``).
 
+    ``report`` gets every stage's progress (sample, eval, train); ``notice`` gets warnings (default:
+    ``warnings.warn``)."""
     from refeed.batch.encode import check_columns
-    from refeed.eval.report import write_report
-    from refeed.objectives import build
-    from refeed.train.loop import train
+    from refeed.objectives import Head, build
 
+    report = report or (lambda s: None)
+    notice = notice or (lambda m: warnings.warn(m, stacklevel=2))
     t0 = time.perf_counter()
     params = dict(cfg.objective)
     objective = build(params.pop("name", "dpo"), params)
     rows = load_rows(cfg.data.path) if cfg.data.path else None
     if rows is not None:
         check_columns(objective, set(rows[0]) if rows else set())
+        if (msg := foreign_data_warning(cfg, rows)) is not None:
+            notice(msg)
+    elif cfg.data.feedback:
+        from refeed.pipelines.simulate import plan_for
+
+        plan_for(objective, cfg.data.feedback)  # an unknown plan fails before any work
+    ev_path = eval_path(cfg.data)
+    eval_rows = load_rows(ev_path) if ev_path else None
+    task = cfg.pretrain.task.build()
     resume_dir = Path(resume) if resume else None
     if resume_dir and not resume_dir.is_dir():
         raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
@@ -164,24 +280,94 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, progress=None) -> 
         require_chat_template(tok, base)
     run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    store = _open_store(cfg, run_dir)
     if rows is None:
-        rows = _simulated_rows(cfg, objective, model, tok, base, run_dir)
+        data = _simulated(cfg, objective, model, tok, base, task, store, report)
+    else:
+        data = _Data(rows, f"file:{Path(cfg.data.path).name}", {"path": str(cfg.data.path)})
     if cfg.data.limit:
-        rows = rows[: cfg.data.limit]
-    if is_main_process(cfg.train):
+        data.rows = data.rows[: cfg.data.limit]
+    if eval_rows is not None:
+        data.eval_rows = eval_rows
+    is_rm = objective.needs.head is Head.SCORE
+    task_eval = cfg.eval.enabled and not is_rm and (not cfg.data.path or foreign_data_warning(
+        TrainJobConfig(pretrain=cfg.pretrain, data=cfg.data), data.rows) is None)
+    main = is_main_process(cfg.train)
+    if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    result = train(model, tok, rows, objective, cfg.train, run_dir=run_dir, progress=progress, resume_from=resume_dir)
-    summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(rows),
-               "train_steps": result.steps, "train_seconds": result.seconds, "seconds": time.perf_counter() - t0,
+    run_id = _record_start(store, cfg, objective, data, run_dir) if main else None
+    try:
+        summary = _train_and_measure(cfg, objective, model, tok, base, task, data, run_dir, resume_dir, report,
+                                     task_eval, is_rm, t0)
+    except BaseException:
+        if run_id:
+            _record_end(store, run_id, "failed", {})
+        raise
+    summary["run_id"] = run_id
+    if main:
+        _record_end(store, run_id, "finished", _run_metrics(summary))
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_dir: Path, resume_dir, report,
+                       task_eval: bool, is_rm: bool, t0: float) -> dict[str, Any]:
+    from refeed.eval.report import write_report
+    from refeed.pipelines import heldout
+    from refeed.train.loop import train
+
+    # Custom data with eval rows: a policy is measured on those rows (no task to sample).
+    rows_eval = not task_eval and not is_rm and bool(data.eval_rows) and cfg.eval.enabled
+    measure = heldout.Measure(cfg.eval, None if rows_eval else task, tok, objective, data.eval_rows, report, run_dir,
+                              main=is_main_process(cfg.train), max_length=cfg.train.max_length)
+    model = measure.wrap(model)
+    before = measure.before(model) if task_eval or rows_eval else None
+    curve = measure.curve_hook(model, task_eval)
+
+    def progress(step: int, total: int, record: dict) -> bool:
+        report(Stage("train", step, total, record))
+        curve(step, total)
+        return False
+
+    result = train(model, tok, data.rows, objective, cfg.train, run_dir=run_dir, progress=progress,
+                   resume_from=resume_dir, reference_progress=lambda done, total: report(Stage("reference", done, total)))
+    heldout_summary = (measure.after(result.model, before)
+                       if task_eval or rows_eval or (is_rm and data.eval_rows and cfg.eval.enabled) else None)
+    summary = {"run_dir": str(run_dir), "objective": objective.name, "base_model": base, "rows": len(data.rows),
+               "data": data.builder, "train_steps": result.steps, "train_seconds": result.seconds,
+               "seconds": time.perf_counter() - t0,
                "final_loss": result.history[-1]["loss"] if result.history else None,
-               "report": str(run_dir / "report.html")}
+               "config": {"objective": dict(cfg.objective), "lr": cfg.train.lr, "steps": result.steps,
+                          "batch_size": cfg.train.batch_size, "epochs": cfg.train.epochs},
+               "heldout": heldout_summary, "report": str(run_dir / "report.html")}
     if is_main_process(cfg.train):  # under accelerate launch, one process writes the run's outputs
         final = run_dir / "model"
         _merged(result.model, cfg.model.lora.r > 0 and not cfg.model.quantization).save_pretrained(final)  # QLoRA: the adapters
         tok.save_pretrained(final)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_report(run_dir, _all_history(run_dir), summary)
+        write_report(run_dir, _all_history(run_dir), summary, heldout.read_curve(run_dir))
     return summary
+
+
+def _record_start(store, cfg, objective, data: _Data, run_dir: Path) -> str:
+    from refeed.store import provenance
+
+    ids = provenance.feedback_ids_of(store, {i for r in data.rows for i in r.get("source_ids") or []})
+    if data.builder.startswith("file:"):  # rows built elsewhere: keep every id they name
+        ids = sorted({i for r in data.rows for i in r.get("source_ids") or []})
+    build_id = provenance.record_build(store, data.builder, data.params, ids, rows=len(data.rows))
+    config = {"run_dir": str(run_dir), "objective": objective.name, "recipe": to_dict(cfg)}
+    return provenance.start_run(store, "train", json.loads(json.dumps(config, default=str)), [build_id])
+
+
+def _record_end(store, run_id: str, status: str, metrics: dict) -> None:
+    from refeed.store import provenance
+
+    provenance.finish_run(store, run_id, status, json.loads(json.dumps(metrics, default=str)))
+
+
+def _run_metrics(summary: dict) -> dict:
+    keep = ("rows", "train_steps", "train_seconds", "final_loss", "heldout")
+    return {k: summary[k] for k in keep if k in summary}
 
 
 def _merged(model, lora: bool):
@@ -195,7 +381,5 @@ def _merged(model, lora: bool):
 
 
 def _all_history(run_dir: Path) -> list[dict]:
-    import json
-
     path = run_dir / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from refeed.tasks.arithmetic import Arithmetic
@@ -13,6 +14,15 @@ from refeed.tasks.base import Split, SplitSizes, Task
 from refeed.tasks.reverse import Reverse
 
 TASKS: dict[str, type] = {"arithmetic": Arithmetic, "reverse": Reverse}
+# What each task's prompts look like, so a dataset can be recognised as (not) being a built-in task's.
+PROMPTS: dict[str, re.Pattern] = {"arithmetic": re.compile(r"What is -?\d+[+-]\d+\?"),
+                                  "reverse": re.compile(r"Reverse the word: [a-z]+")}
+
+
+def task_of(prompt: Any) -> str | None:
+    """The built-in task whose prompts look like ``prompt`` (chat messages or text), or None."""
+    text = prompt if isinstance(prompt, str) else (prompt[-1].get("content") if prompt else "") or ""
+    return next((name for name, p in PROMPTS.items() if p.fullmatch(str(text).strip())), None)
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
@@ -26,4 +36,4 @@ def get_task(name: str, **kwargs: Any) -> Task:
     return TASKS[name](**kwargs)
 
 
-__all__ = ["TASKS", "Arithmetic", "Reverse", "Split", "SplitSizes", "Task", "get_task"]
+__all__ = ["PROMPTS", "TASKS", "task_of", "Arithmetic", "Reverse", "Split", "SplitSizes", "Task", "get_task"]

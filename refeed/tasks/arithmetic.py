@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits
+from refeed.tasks.diagnosis import PHRASES, Diagnosis, join_words, merge_positions
 from refeed.types import Example, Verdict
 
 _INT = re.compile(r"-?\d+")
+PLACES = ("units", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands", "millions", "ten-millions")
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,33 @@ class Arithmetic:
         got = m.group(0) if m else None
         ok = got is not None and int(got) == int(example.answer)
         return Verdict(correct=ok, expected=example.answer, extracted=got, score=float(ok))
+
+    def diagnose(self, example: Example, completion: str) -> Diagnosis:
+        """Which digits of the answer are wrong (aligned from the units), its sign and length, as a
+        ``Diagnosis`` whose critique names digit places ("the tens digit is wrong"), never the digits."""
+        m = _INT.search(completion)
+        if m is None:
+            wrong = ((0, len(completion)),) if completion.strip() else ()
+            return Diagnosis(False, 0.0, wrong, (PHRASES["no_answer"].format(what="integer"),))
+        got, want = m.group(0), example.answer
+        if int(got) == int(want):
+            return Diagnosis(True, 1.0)
+        phrases, positions = [], []
+        g_neg, w_neg = got.startswith("-"), want.startswith("-")
+        gd, wd = got.lstrip("-").lstrip("0") or "0", want.lstrip("-")
+        first = m.start() + (len(got) - len(gd))  # offset of gd's first digit in the completion
+        if g_neg != w_neg:
+            phrases.append(PHRASES["sign"])
+            positions.append(m.start()) if g_neg else None
+        if len(gd) != len(wd):
+            phrases.append(PHRASES["too_many_digits" if len(gd) > len(wd) else "too_few_digits"])
+        bad = [k for k in range(min(len(gd), len(wd))) if gd[-1 - k] != wd[-1 - k]]  # k = place (0 = units)
+        if bad:
+            places = join_words([PLACES[k] for k in bad])
+            phrases.append(PHRASES["digits"].format(places=places, digit_word="digit is" if len(bad) == 1 else "digits are"))
+        positions += [first + len(gd) - 1 - k for k in bad]
+        positions += range(first, first + max(0, len(gd) - len(wd)))  # digits it should not have
+        right = min(len(gd), len(wd)) - len(bad)
+        closeness = right / max(len(gd), len(wd)) * (0.5 if g_neg != w_neg else 1.0)
+        wrong = merge_positions(positions) or ((m.start(), m.end()),)
+        return Diagnosis(False, closeness, wrong, tuple(phrases))

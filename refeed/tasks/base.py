@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from refeed.tasks.diagnosis import Diagnosis
 from refeed.types import Example, Verdict
 
 
@@ -29,6 +30,10 @@ class Task(Protocol):
     def examples(self, split: Split | str) -> list[Example]: ...
 
     def verify(self, example: Example, completion: str) -> Verdict: ...
+
+    def diagnose(self, example: Example, completion: str) -> Diagnosis:
+        """What is wrong with ``completion`` (spans, closeness, critique sentences); see ``diagnosis``."""
+        ...
 
 
 def disjoint_splits(keys: list, sizes: SplitSizes, seed: int) -> dict[Split, list]:

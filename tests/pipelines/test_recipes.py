@@ -2,9 +2,11 @@
 
 The fast test loads every recipe through the loader ``refeed train`` uses (``refeed.cli._common.load_config``
 over ``TrainJobConfig``) and builds its objective, so an unknown or mistyped key anywhere fails here.
-The slow one runs ``refeed train recipes/<name>.yaml --data rows.jsonl`` for 2 steps on the tiny model
-with rows in the columns the objective reads, and checks the run directory (and, for reward models,
-that the saved model scores text through ``refeed.rewards``).
+The slow ones run ``refeed train recipes/<name>.yaml`` for 2 steps on the tiny model: once with no
+``--data`` (the simulated user's feedback of the kind the objective needs, a held-out before/after table,
+the run and its dataset build in the store), once with ``--data rows.jsonl`` in the columns the objective
+reads; both check the run directory (and, for reward models, that the saved model scores text through
+``refeed.rewards``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,45 @@ def test_recipe_trains_two_steps(name, tiny_model_dir, tmp_path):
         rm = load_reward_model(run / "model")
         rewards = score(rm, [_prompt("eve"), _prompt("fay")], ["Hello! Nice day.", "Go. Bad day."])
         assert rewards.shape == (2,) and all(math.isfinite(r) for r in rewards.tolist()), rewards
+
+
+# Small everything: 8 prompts x 4 answers, 8 held-out prompts, 4 new tokens.
+SMALL = ["data.sampling.prompts=8", "data.sampling.max_new_tokens=4", "data.sampling.preference_by=grade",
+         "train.max_steps=2", "train.batch_size=2", "eval.prompts=8", "eval.rm_prompts=8", "eval.max_new_tokens=4",
+         "eval.every=1", "eval.dev_prompts=4"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_recipe_trains_two_steps_without_data(name, warm_model_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from refeed.cli import main
+    from refeed.store import Store, provenance
+    from tests.pipelines.conftest import task_overrides
+
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(main, ["train", str(RECIPES / f"{name}.yaml"), f"model.path={warm_model_dir}",
+                                    *task_overrides(), *SMALL, f"run_root={runs}"])
+    assert res.exit_code == 0, res.output
+    (run,) = runs.iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["data"].startswith("simulated:") and summary["rows"] >= 2
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    h = summary["heldout"]
+    assert "held-out" in res.output, res.output  # the table is printed
+    if h["kind"] == "policy":
+        assert h["n"] == 8 and set(h) >= {"before", "after", "gain", "gain_ci", "by_difficulty", "answers"}
+        assert "Held-out answers before and after" in (run / "report.html").read_text()
+    else:
+        assert h["n"] > 0 and h["value"] is not None and h["baselines"]
+    assert (run / "eval.png").is_file() and len((run / "eval.jsonl").read_text().splitlines()) == 3  # steps 0, 1, 2
+    store = Store(f"sqlite:///{run / 'feedback.db'}")
+    r = provenance.get_run(store, summary["run_id"])
+    assert r["status"] == "finished" and r["metrics"]["heldout"]
+    (build_id,) = r["config"]["dataset_builds"]
+    used = provenance.members(store, build_id)
+    assert used and set(used) <= {f.id for f in store.iter_feedback()}
 
 
 def test_every_objective_is_in_the_objectives_doc_with_its_columns():

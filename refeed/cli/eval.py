@@ -1,0 +1,69 @@
+"""``refeed eval``: held-out measures on their own, a command group (later: ``eval rm``, ``friction``, ``rules``)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from refeed.cli import main
+from refeed.cli._common import console, print_rows, stage_progress
+
+
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure a model held out: `refeed eval tasks MODEL --task arithmetic`."""
+
+
+@eval_group.command()
+@click.argument("model_path", metavar="MODEL")
+@click.option("--task", "task_name", default="arithmetic", show_default=True, help="A built-in task.")
+@click.option("--levels", default="", help="Difficulty levels, comma-separated (default: the pretrain task's).")
+@click.option("--split", type=click.Choice(["test", "dev"]), default="test", show_default=True)
+@click.option("--prompts", type=int, default=0, help="The first N prompts of the split (0: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The task's split seed.")
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+def tasks(model_path: str, task_name: str, levels: str, split: str, prompts: int, seed: int, max_new_tokens: int,
+          as_json: bool) -> None:
+    """Greedy accuracy of MODEL (a directory or hub id) on a built-in task's split, by difficulty, with n.
+
+    The harness `refeed train` runs before and after training.
+
+    Example:
+        refeed eval tasks runs/dpo-20260101-120000/model --task arithmetic --levels 1,2
+    """
+    from refeed.eval.harness import evaluate
+    from refeed.models import load
+    from refeed.pipelines.pretrain import TaskConfig
+    from refeed.pipelines.quiet import quiet_third_party
+
+    try:
+        kw = {"name": task_name, "seed": seed}
+        if levels:
+            kw["levels"] = tuple(int(x) for x in levels.split(","))
+        elif task_name == "reverse":
+            kw["levels"] = (3, 4, 5, 6)
+        task = TaskConfig(**kw).build()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        with quiet_third_party():
+            model, tok = load(model_path)
+    except (OSError, ValueError) as e:
+        raise click.UsageError(f"could not load model '{model_path}': {e}") from None
+    from refeed.pipelines.demo import Stage
+
+    examples = task.examples(split)[: prompts or None]
+    with stage_progress() as report:
+        res = evaluate(model, tok, task, examples=examples, max_new_tokens=max_new_tokens,
+                       tick=lambda d, t: report(Stage("eval", d, t)))
+    out = {"model": model_path, "task": task.name, "split": split, "accuracy": res.accuracy, "n": res.n,
+           "by_difficulty": {str(d): {"accuracy": a, "n": res.n_by_difficulty[d]} for d, a in res.by_difficulty.items()}}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    rows = [("", "n", "accuracy"), ("all", str(res.n), f"{res.accuracy:.3f}")]
+    rows += [(f"level {d}", str(res.n_by_difficulty[d]), f"{a:.3f}") for d, a in res.by_difficulty.items()]
+    print_rows(f"{task.name} {split} accuracy", rows)
+    console.print(f"model: {model_path}")
