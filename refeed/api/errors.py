@@ -12,6 +12,7 @@ a 500 instead of the 422.
 from __future__ import annotations
 
 import json
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -38,7 +39,21 @@ RETRY_AFTER = {"Retry-After": "1"}  # with a 503: the database is down; retry wi
 
 class AsciiJSONResponse(JSONResponse):
     def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        try:
+            text = json.dumps(content, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # an echoed input held inf or NaN, which JSON cannot carry: as strings
+            text = json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":"))
+        return text.encode("ascii")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def install(app: FastAPI) -> None:
