@@ -1,5 +1,5 @@
-"""Clients keep sending feedback while the server is SIGKILLed and restarted: every feedback that got a
-2xx is in the store, and none twice (each client retries with the same idempotency key until it gets an
+"""Clients keep sending feedback while the server is SIGKILLed and restarted, on SQLite and on PostgreSQL:
+every feedback that got a 2xx is in the store, and none twice (each client retries with the same idempotency key until it gets an
 answer; a retry of a request whose commit landed before the kill is answered 200, replayed)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from refeed.store import Store
 from tests.api.conftest import free_port, make_keys, start_server
+from tests.conftest import fresh_pg_database
 
 CLIENTS, PER_CLIENT = 4, 60
 
@@ -43,8 +44,12 @@ def _client(port: int, key: str, iid: str, c_no: int, acked: dict, stats: dict) 
 
 
 @pytest.mark.slow
-def test_feedback_survives_sigkill(tmp_path):
-    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_feedback_survives_sigkill(backend, request, tmp_path):
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    else:
+        url = fresh_pg_database(request.getfixturevalue("pg_server_url"))
     keys = make_keys(url)
     iid = Store(url).log([{"role": "user", "content": "q"}], "a")
     port = free_port()
