@@ -49,16 +49,20 @@ def test_a_foreign_host_header_is_refused(local_server):
             assert c.get("/v1/export", headers={"Host": host}).status_code == 200, host
 
 
-def test_allowed_hosts_are_served_and_others_refused_with_keys(tmp_path):
+def test_allowed_hosts_and_the_body_limit_are_configurable(tmp_path):
     url = f"sqlite:///{tmp_path / 'f.db'}"
     key = Store(url).create_api_key("default", "admin")
     port = free_port()
-    proc = start_server(None, url, port, "--allowed-host", "refeed.internal")
+    proc = start_server(None, url, port, "--allowed-host", "refeed.internal", env={"REFEED_MAX_BODY_BYTES": "4096"})
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as c:
             assert c.get("/v1/whoami", headers={"Host": "refeed.internal:8080"}).status_code == 200
             assert c.get("/v1/whoami", headers={"Host": "attacker.example"}).status_code == 400
             assert c.get("/v1/whoami").status_code == 200  # 127.0.0.1 always
+            big = {"kind": "principle", "text": "x" * 5000}  # the body limit is configurable: 4 kB here
+            r = c.post("/v1/feedback", json=big)
+            assert r.status_code == 413 and "REFEED_MAX_BODY_BYTES" in r.text, r.text
+            assert c.post("/v1/feedback", json={**big, "text": "x" * 3000}).status_code == 201
     finally:
         proc.terminate()
         proc.wait(timeout=20)
