@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from refeed.store import IdempotencyConflict, NotFound, StoreError, ValidationFailed

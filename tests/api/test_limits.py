@@ -1,6 +1,8 @@
 """Limits (issue 11, hardening 2): nesting depth, body size (413, before the body is read: the server's
 memory stays flat under a 50 MB critique), per-field text length, and non-finite numbers (422)."""
 
+# ruff: noqa: UP031  (raw JSON bodies: %s keeps their braces readable; json.dumps cannot write 1e999)
+
 from __future__ import annotations
 
 import socket
