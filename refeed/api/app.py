@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from refeed.api import errors
 from refeed.api.group_commit import GroupWriter
+from refeed.api.guard import Guard
 from refeed.api.settings import ServeSettings
 from refeed.store import Store
 
@@ -34,6 +35,7 @@ def create_app(settings: ServeSettings, store: Store | None = None, backend=None
         app.include_router(module.router)
 
     errors.install(app)
+    app.add_middleware(Guard, settings=settings)  # Host, body size and nesting, before any route
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict:

@@ -1,6 +1,7 @@
 """Who is calling: API keys, and browser-safe feedback tokens for one interaction each.
 
-Keys: ``Authorization: Bearer <key>`` (or ``X-API-Key``), checked against hashes in the store.
+Keys: ``Authorization: Bearer <key>`` (or ``X-API-Key``), checked against hashes in the store. In
+``--local`` mode (bound to 127.0.0.1) no key is checked: every request acts as the project's admin.
 Roles nest: ``feedback`` (browser-safe: write feedback only) < ``ingest`` (also chat and log
 interactions) < ``admin`` (also read, review, export and manage keys). A key sees only its own
 project; another project's ids answer 404 as if they did not exist.
@@ -102,13 +103,14 @@ def require(role: str):
 
     async def check(request: Request) -> Principal:
         state = request.app.state
-        key = _key(request)
+        key, token = _key(request), request.headers.get(TOKEN_HEADER)
+        if key is None and token and role == "feedback":
+            return _from_tokens(state, token)
+        if state.settings.local:
+            # 127.0.0.1 only: any key (or none) acts as admin, so an app keeps its OpenAI client, which
+            # always sends one (and refuses an empty one).
+            return Principal(state.settings.project, "admin")
         if key is None:
-            token = request.headers.get(TOKEN_HEADER)
-            if token and role == "feedback":
-                return _from_tokens(state, token)
-            if state.settings.local:
-                return Principal(state.settings.project, "admin")
             raise HTTPException(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>' (refeed keys create)",

@@ -18,9 +18,11 @@ pooled connections, ``refeed/store/engine.py``) gave larger groups (about 5 requ
 at 16 in flight), 0.05 to 0.4 ms less server CPU per request and a lower p99 at 32 in flight, in
 alternating runs of ``bench/serve_load.py`` against the old code.
 
-If the shared write fails with a store error (a bad reference, an idempotency conflict), the group
-is written again one request at a time, so each request gets its own outcome and no request's error
-touches another's data. A request is answered only after its own commit.
+If the shared write fails for any reason but the database being unavailable (a bad reference, an
+idempotency conflict, a value the database refused although ``refeed.store.checks`` let it through),
+the group is written again one request at a time, so each request gets its own outcome and no
+request's error touches another's data. When the database is down, every request of the group is
+answered 503 (``Unavailable``) at once. A request is answered only after its own commit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from refeed.store import Store, StoreError
+from refeed.store import Store
+from refeed.store.errors import Unavailable
 from refeed.types import Feedback
 
 
@@ -92,10 +95,10 @@ class GroupWriter:
                 ids = self.store.write_batch(
                     _fresh([i for items in requests for i in items]), project=project
                 )
-            except StoreError:
-                pass  # somebody's record is bad: fall through and write one request at a time
-            except Exception as e:  # noqa: BLE001 - a database failure answers every waiting request
+            except Unavailable as e:  # the database is down: every waiting request gets the 503
                 return [(False, e)] * len(requests)
+            except Exception:  # noqa: BLE001 - somebody's record is bad: write one request at a time
+                pass
             else:
                 out, start = [], 0
                 for items in requests:

@@ -7,33 +7,22 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from refeed.store.checks import check_value
+from refeed.store.errors import ValidationFailed
 from refeed.store.schemas import KIND_MODELS
 
 SOURCES = Literal["human", "ai_judge", "rule", "implicit", "simulated"]
 COMMON = ("kind", "interaction_id", "idempotency_key", "author", "source")
 
 
-def _find_surrogate(value, path: str) -> str | None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-    elif isinstance(value, dict):
-        return next(
-            (p for k, v in value.items() if (p := _find_surrogate(v, f"{path}.{k}" if path else str(k)))),
-            None,
-        )
-    elif isinstance(value, list):
-        return next((p for n, v in enumerate(value) if (p := _find_surrogate(v, f"{path}[{n}]"))), None)
-    return None
-
-
 def _valid_unicode(cls, data):
-    """JSON may escape a lone UTF-16 surrogate (``"\\ud800"``), which no database can store as text."""
-    bad = _find_surrogate(data, "")
-    if bad is not None:
-        raise ValueError(f"field '{bad}': contains a lone UTF-16 surrogate; send valid Unicode text")
+    """What no database stores, refused with the field's name before any other rule (and before a chat
+    reaches the model): NUL, a lone UTF-16 surrogate (legal as a JSON escape, ``"\\ud800"``), inf / NaN,
+    over-long text, JSON nested too deep. ``refeed.store.checks`` holds the rules."""
+    try:
+        check_value(data, "body")
+    except ValidationFailed as e:
+        raise ValueError(str(e).removeprefix("invalid record: ").replace("field 'body.", "field '")) from None
     return data
 
 

@@ -14,14 +14,20 @@ class ServeSettings:
     )
     upstream_api_key: str | None = None
     model_name: str | None = None  # the id /v1/models reports; defaults to the directory or upstream model
-    local: bool = False  # local mode: bound to 127.0.0.1, requests without a key act as admin of `project`
+    local: bool = False  # local mode: bound to 127.0.0.1, every request acts as admin of `project`, key or not
     project: str = "default"
     max_tokens: int = 256
     max_queue: int = 64  # local generations running or waiting; one more is answered 429 (backends.py)
     # Signs the browser-safe feedback tokens (auth.py). Unset: a random secret per process, so tokens
     # stop working when the server restarts; set REFEED_TOKEN_SECRET to share one across processes.
     token_secret: str | None = None
+    # Limits on every request (refeed/api/guard.py); defaults documented in docs/api.md.
+    max_body_bytes: int = 8 * 1024 * 1024  # a larger body gets a 413 before it is read
+    max_json_depth: int = 40  # a body nested deeper gets a 422 before it is parsed
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the loopback names; "*" for any
 
     def check(self) -> None:
         if bool(self.model) == bool(self.upstream):
             raise ValueError("serve needs exactly one of --model DIR (a local model) or --upstream URL")
+        if self.max_body_bytes < 1024 or self.max_json_depth < 8:
+            raise ValueError("--max-body-bytes must be at least 1024 and the JSON depth limit at least 8")

@@ -27,8 +27,10 @@ from refeed.cli._common import model_option
 @click.option("--project", default="default", show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--local", is_flag=True, help="bind 127.0.0.1 only; requests without a key act as admin")
-@click.option("--init-admin-key", is_flag=True, help="create an admin key for --project and print it once")
+@click.option("--local", is_flag=True, help="bind 127.0.0.1 only; every request acts as admin, any key or none")
+@click.option(
+    "--init-admin-key", is_flag=True, help="create an admin key for --project if it has none, and print it once"
+)
 @click.option("--model-name", default=None, help="the model id /v1/models reports")
 @click.option(
     "--token-secret",
@@ -39,6 +41,21 @@ from refeed.cli._common import model_option
 @click.option("--max-tokens", default=256, show_default=True, type=int, help="default max_tokens per answer")
 @click.option("--max-queue", default=64, show_default=True, type=click.IntRange(min=1),
               help="local generations running or waiting; one more is answered 429")
+@click.option(
+    "--max-body-bytes",
+    default=lambda: int(os.environ.get("REFEED_MAX_BODY_BYTES", 8 * 1024 * 1024)),
+    show_default="$REFEED_MAX_BODY_BYTES or 8 MiB",
+    type=int,
+    help="a request body larger than this gets a 413",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    default=lambda: [h for h in os.environ.get("REFEED_ALLOWED_HOSTS", "").split(",") if h.strip()],
+    show_default="$REFEED_ALLOWED_HOSTS (comma-separated)",
+    help="a Host name to serve besides localhost/127.0.0.1/[::1] (DNS rebinding guard); '*' for any",
+)
 def serve(
     model_path,
     upstream,
@@ -53,6 +70,8 @@ def serve(
     token_secret,
     max_tokens,
     max_queue,
+    max_body_bytes,
+    allowed_hosts,
 ):
     """Serve a model (or proxy one), log every answer, and collect feedback on it.
 
@@ -77,6 +96,8 @@ def serve(
         max_tokens=max_tokens,
         max_queue=max_queue,
         token_secret=token_secret,
+        max_body_bytes=max_body_bytes,
+        allowed_hosts=tuple(h.strip() for h in allowed_hosts),
     )
     try:
         settings.check()
@@ -84,9 +105,7 @@ def serve(
         raise click.UsageError(str(e)) from None
     store = Store(store_url, project=project)
     if init_admin_key:
-        click.echo(
-            f"admin key for project '{project}' (shown once): {store.create_api_key(project, 'admin')}"
-        )
+        _init_admin_key(store, project)
     if local:
         host = "127.0.0.1"
     elif not store.has_api_key(project, "admin"):
@@ -96,3 +115,14 @@ def serve(
         )
     app = create_app(settings, store=store)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _init_admin_key(store, project: str) -> None:
+    """An admin key only for a project that has none: a restart with the same flag makes no new one."""
+    if store.has_api_key(project, "admin"):
+        click.echo(
+            f"project '{project}' already has an admin key; none created (`refeed keys create --role admin` "
+            "makes another, `refeed keys revoke` ends one)"
+        )
+        return
+    click.echo(f"admin key for project '{project}' (shown once): {store.create_api_key(project, 'admin')}")

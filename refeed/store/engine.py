@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ PING_AFTER_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is ping
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings the store relies on.
 
-    SQLite: WAL so readers never block the writer, foreign keys enforced, a 30 s busy timeout (the
+    SQLite: a new file is created 0600, WAL so readers never block the writer, foreign keys enforced, a 30 s busy timeout (the
     writer also retries), ``synchronous=NORMAL`` (durable across process crashes in WAL mode).
     Write transactions (``for_writing``) start with ``BEGIN IMMEDIATE`` so two writers never deadlock
     upgrading a read lock; reads start a plain deferred ``BEGIN`` and never block writers.
@@ -26,7 +27,7 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return _postgresql(url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(url[len("sqlite:///") :].partition("?")[0]).expanduser())
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -45,6 +46,14 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create a new database file readable by its owner only (0600): it holds every answer and the key
+    hashes. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _postgresql(url: str) -> Engine:

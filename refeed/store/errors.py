@@ -18,3 +18,8 @@ class NotFound(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class Unavailable(StoreError):
+    """The database could not be reached or failed mid-transaction; nothing was committed, so the same
+    write (with the same idempotency key) can be retried."""

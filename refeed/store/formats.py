@@ -77,13 +77,19 @@ def export_jsonl(store: Store, path: str | Path, project: str | None = None) -> 
     """Every interaction, then every feedback (superseded and retracted too), one JSON object a line."""
     n = 0
     with open(path, "w", encoding="utf-8") as f:
-        for rec in store.iter_interactions(project=project):
-            f.write(json.dumps({"type": "interaction", **_plain(rec)}, ensure_ascii=False) + "\n")
-            n += 1
-        for rec in store.iter_feedback(include_inactive=True, project=project):
-            f.write(json.dumps({"type": "feedback", **_plain(rec)}, ensure_ascii=False) + "\n")
+        for line in export_lines(store, project):
+            f.write(line)
             n += 1
     return n
+
+
+def export_lines(store: Store, project: str | None = None) -> Iterator[str]:
+    """The lines of ``export_jsonl``, one at a time (page by page from the store): what the HTTP
+    export streams, with no file in between."""
+    for rec in store.iter_interactions(project=project):
+        yield json.dumps({"type": "interaction", **_plain(rec)}, ensure_ascii=False) + "\n"
+    for rec in store.iter_feedback(include_inactive=True, project=project):
+        yield json.dumps({"type": "feedback", **_plain(rec)}, ensure_ascii=False) + "\n"
 
 
 def _plain(rec) -> dict:

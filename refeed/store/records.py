@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from refeed.store import schemas
+from refeed.store import checks, schemas
 from refeed.store.errors import ValidationFailed
 from refeed.types import Feedback, FeedbackKind, Interaction, Source, new_id
 
@@ -75,7 +75,9 @@ def interaction_record(messages, completion, **kw) -> Interaction:
         raise ValidationFailed("invalid interaction: field 'completion': must be text")
     check_messages(messages)
     kw = {k: v for k, v in kw.items() if v is not None}
-    return Interaction(messages=messages, completion=completion, **kw)
+    rec = Interaction(messages=messages, completion=completion, **kw)
+    checks.check_record(rec)
+    return rec
 
 
 def feedback_record(target: str | None, kind: str, *, source, author, idempotency_key, fields) -> Feedback:
@@ -111,6 +113,7 @@ def feedback_record(target: str | None, kind: str, *, source, author, idempotenc
             fb.interaction_id = None
     if kind == "span":
         fb.payload["spans"] = [s.model_dump() for s in model.spans]
+    checks.check_record(fb)
     return fb
 
 

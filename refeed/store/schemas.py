@@ -17,7 +17,8 @@ SIGNALS = ("copy", "share", "dwell", "click", "accept", "abandon")
 
 
 class _Kind(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: 1e999, NaN and Infinity are refused naming the field (no column stores them)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     needs_target: ClassVar[bool] = True  # False: the target interaction is optional
 
     def columns(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class Edit(_Kind):
 
 
 class SpanItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     start: int = Field(ge=0)
     end: int = Field(gt=0)
     category: str | None = None

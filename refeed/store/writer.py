@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-from refeed.store import records
-from refeed.store.errors import IdempotencyConflict, NotFound, StoreError
+from refeed.store import checks, records
+from refeed.store.errors import IdempotencyConflict, NotFound, StoreError, Unavailable, ValidationFailed
 from refeed.store.tables import Actor, FeedbackRow, FeedbackSpan, FeedbackTarget, InteractionRow
 from refeed.types import Feedback, FeedbackKind, Interaction
 
@@ -35,7 +35,17 @@ def write(
 
     ``after(conn, ids)``, if given, runs in the same transaction once the records are in (side rows
     such as ``refeed.store.tokens``'s), so they commit, retry and fail together with them.
+
+    Every record is checked against what the database refuses before the transaction starts
+    (``checks.check_record``). A failure of the database itself (down, restarted, the connection cut)
+    raises :class:`Unavailable`; retrying with the same idempotency keys is safe (a commit that landed
+    before the connection died answers as a replay).
     """
+    for n, rec in enumerate(items):
+        try:
+            checks.check_record(rec)
+        except ValidationFailed as e:
+            raise (ValidationFailed(f"item {n}: {e}") if len(items) > 1 else e) from None
     for attempt in range(retries):
         learned: dict[tuple[str, str], str] = {}
         try:
@@ -47,13 +57,23 @@ def write(
             return ids
         except OperationalError as e:  # SQLite busy beyond busy_timeout: back off and try again
             if not _busy(e) or attempt == retries - 1:
-                raise
+                raise Unavailable(f"the database is unavailable: {_first_line(e)}; retry") from e
         except IntegrityError as e:
             if not _idempotency_race(e) or attempt == retries - 1:
                 raise StoreError(f"the write broke a database constraint: {e.orig}") from None
             # else a concurrent writer inserted the same idempotency key or actor first: the retry sees it
+        except DataError as e:  # a value checks.py let through and the database still refused
+            raise ValidationFailed(f"the database refused a value: {_first_line(e)}") from None
+        except DBAPIError as e:
+            if not e.connection_invalidated and not isinstance(e, InterfaceError):
+                raise
+            raise Unavailable(f"the database connection failed: {_first_line(e)}; retry") from e
         time.sleep(min(1.0, 0.01 * 2 ** min(attempt, 6)) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+def _first_line(e: DBAPIError) -> str:
+    return str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
 
 
 def _busy(e: OperationalError) -> bool:
@@ -192,6 +212,10 @@ def _replays(conn, project_id, table, recs) -> dict[str, str]:
     return out
 
 
+# Interaction ids a payload names (a retry's regeneration, a follow-up's next turn): checked like targets.
+_PAYLOAD_REFS = ("regeneration_id", "followup_interaction_id")
+
+
 def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
     """Check every referenced interaction exists (in this batch or this project); return the
     completions that span feedback needs."""
@@ -203,6 +227,7 @@ def _completions(conn, project_id, new_inter, new_fbs) -> dict[str, str]:
         wanted.update(t["interaction_id"] for t in fb.targets)
         if fb.interaction_id is not None:
             wanted.add(fb.interaction_id)
+        wanted.update(fb.payload[k] for k in _PAYLOAD_REFS if isinstance(fb.payload.get(k), str))
     missing = list(wanted - known.keys())
     for i in range(0, len(missing), CHUNK):
         # By primary key alone (see Store.get_interactions); other projects' rows are dropped here.

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from refeed.store import Store
+from tests.conftest import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ NO_UPSTREAM = "http://127.0.0.1:9/v1"  # nothing listens there: a server for eve
 
 
 def start_server(
-    model_dir, store_url: str, port: int, *extra: str, upstream: str = NO_UPSTREAM
+    model_dir, store_url: str, port: int, *extra: str, upstream: str = NO_UPSTREAM, env: dict | None = None
 ) -> subprocess.Popen:
     """``refeed serve`` on ``port``: the tiny model at ``model_dir``, or (None) no model at all, which starts
     in a second instead of loading torch, in front of ``upstream``; its output goes to a file, so a chatty server never blocks on a
@@ -55,7 +56,7 @@ def start_server(
            "--port", str(port), "--max-tokens", "12", *extra]  # fmt: skip
     log = tempfile.NamedTemporaryFile("w+", prefix="refeed-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})  # fmt: skip
     proc.log_path = log.name
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -99,6 +100,26 @@ def server(tmp_path_factory):
 def model_server(tmp_path_factory, tiny_model_dir):
     """A server answering chat with the tiny model (torch; several seconds to start: tests using it are slow)."""
     yield from _serve(tmp_path_factory, tiny_model_dir)
+
+
+def backend_url(request, tmp_path_factory, name: str = "feedback.db") -> str:
+    """A new database on the backend ``request.param`` names: sqlite or postgresql (the session's server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('serve') / name}"
+    return fresh_pg_database(request.getfixturevalue("pg_server_url"))
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_server(request, tmp_path_factory):
+    """A server without a model, on SQLite and on PostgreSQL (tests using it run on both)."""
+    url = backend_url(request, tmp_path_factory)
+    keys = make_keys(url)
+    port = free_port()
+    proc = start_server(None, url, port)
+    yield Server(f"http://127.0.0.1:{port}", url, keys["admin"], keys["ingest"], keys["feedback"],
+                 keys["other_admin"], proc)  # fmt: skip
+    proc.terminate()
+    proc.wait(timeout=20)
 
 
 @pytest.fixture

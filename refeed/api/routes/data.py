@@ -4,12 +4,10 @@ and logging interactions produced elsewhere (ingest keys)."""
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from refeed.api.auth import Principal, require
 from refeed.api.schemas import Created, InteractionIn
@@ -94,11 +92,10 @@ def stats(request: Request, who: Principal = require("admin")) -> dict:
 @router.get("/export", response_class=PlainTextResponse)
 def export(request: Request, who: Principal = require("admin")):
     """Everything in the project as refeed JSONL (lossless; ``refeed store import`` reads it back)."""
-    from refeed.store.formats import export_jsonl
+    from refeed.store.formats import export_lines
 
-    path = Path(tempfile.mkdtemp()) / f"refeed-{who.project}.jsonl"
-    export_jsonl(request.app.state.store, path, project=who.project)
-    return FileResponse(path, media_type="application/jsonl", filename=path.name)
+    lines = export_lines(request.app.state.store, project=who.project)
+    return _jsonl(lines, f"refeed-{who.project}.jsonl")
 
 
 @router.get("/datasets/{kind}", response_class=PlainTextResponse)
@@ -111,6 +108,15 @@ def dataset(kind: str, request: Request, who: Principal = require("admin")):
     from refeed.datasets import BUILDERS
 
     ds = BUILDERS[kind](request.app.state.store, project=who.project)
-    path = Path(tempfile.mkdtemp()) / f"{kind}.jsonl"
-    ds.to_json(path, lines=True, force_ascii=False)
-    return FileResponse(path, media_type="application/jsonl", filename=path.name)
+    rows = (json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in ds)
+    return _jsonl(rows, f"{kind}.jsonl")
+
+
+def _jsonl(lines, filename: str) -> StreamingResponse:
+    """JSONL streamed as it is made (page by page from the store): no file is left anywhere, and a
+    large export never sits whole in memory. A sync iterator: Starlette runs it in a worker thread."""
+    return StreamingResponse(
+        lines,
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
