@@ -7,6 +7,9 @@ import shutil
 
 import pytest
 
+from tests.api.conftest import server  # noqa: F401  (a real server without a model, for the API tests)
+from tests.store.conftest import pg_server_url, store, store_url  # noqa: F401  (store tests on both backends)
+
 
 def chromium_path() -> str | None:
     return os.environ.get("REFEED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

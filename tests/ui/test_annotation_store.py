@@ -7,12 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from refeed.store import Store, ValidationFailed
+from refeed.store import Store, ValidationFailed, review
 from refeed.store import annotation as ann
-from refeed.store import review
 from refeed.store.records import feedback_record
 from refeed.types import Feedback, FeedbackKind
-from tests.store.conftest import pg_server_url, store, store_url  # noqa: F401  (fixtures)
 
 Q = [{"role": "user", "content": "2+2?"}]
 
@@ -99,7 +97,7 @@ def test_agreement_lists_where_two_annotators_differ(store):
     assert t["bucket"] == "hour" and sum(p["n"] for p in t["points"]) == 6
 
 
-def test_migration_keeps_0001_data(store_url):  # noqa: F811
+def test_migration_keeps_0001_data(store_url):
     """Upgrade a database made at 0001 that holds a preference (targets) and a span: nothing is lost."""
     from alembic import command
     from alembic.config import Config
@@ -119,13 +117,13 @@ def test_migration_keeps_0001_data(store_url):  # noqa: F811
     from sqlalchemy import inspect
 
     assert "annotators" not in inspect(engine).get_table_names()
-    store = Store.__new__(Store)  # the SDK on a 0001 schema: write before upgrading
-    store.__dict__.update(url=store_url, engine=engine, _writes=for_writing(engine), project="default",
+    old = Store.__new__(Store)  # the SDK on a 0001 schema: write before upgrading
+    old.__dict__.update(url=store_url, engine=engine, _writes=for_writing(engine), project="default",
                           _project_ids={})  # fmt: skip
-    store.create_project("default")
-    a, b = store.log(Q, "four"), store.log(Q, "five")
-    store.feedback(a, "preference", rejected=b)
-    store.feedback(a, "span", start=0, end=2, category="style")
+    old.create_project("default")
+    a, b = old.log(Q, "four"), old.log(Q, "five")
+    old.feedback(a, "preference", rejected=b)
+    old.feedback(a, "span", start=0, end=2, category="style")
     to("head")
     store = Store(store_url)  # upgrades nothing more
     (pref,) = store.iter_feedback(kinds=["preference"])
