@@ -94,7 +94,7 @@ def supersede(store: Store, old_id: str, new: Feedback, project: str | None = No
             ).scalars()
         )
         new_targets = {t["interaction_id"] for t in new.targets}
-        if (old.interaction_id, old_targets) != (new.interaction_id, new_targets):
+        if {old.interaction_id, *old_targets} - {None} != {new.interaction_id, *new_targets} - {None}:
             raise ValidationFailed(
                 f"feedback {old_id!r} is about other interactions; a superseding row judges the same ones"
             )

@@ -11,6 +11,11 @@ from tests.api.conftest import server  # noqa: F401  (a real server without a mo
 from tests.store.conftest import pg_server_url, store, store_url  # noqa: F401  (store tests on both backends)
 
 
+# Quiet and offline: no sandbox (containers), no GPU, no background fetches or updates.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]  # fmt: skip
+
+
 def chromium_path() -> str | None:
     return os.environ.get("REFEED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -25,6 +30,6 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
         yield b
         b.close()
