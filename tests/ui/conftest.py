@@ -10,7 +10,6 @@ import pytest
 from tests.api.conftest import server  # noqa: F401  (a real server without a model, for the API tests)
 from tests.store.conftest import pg_server_url, store, store_url  # noqa: F401  (store tests on both backends)
 
-
 # Quiet and offline: no sandbox (containers), no GPU, no background fetches or updates.
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync"]  # fmt: skip
