@@ -254,8 +254,7 @@ def test_keyboard_only(page, srv):
     kb.press("Escape")
     expect(card.locator("form.edit")).to_be_hidden()
     expect(card.locator(".show-edit")).to_be_focused()  # focus goes back to the control that opened it
-    kb.press("Shift+Tab")  # back to "Critique"? no: Tab order is the toolbar's; walk to "Bad" and press it
-    for _ in range(12):
+    for _ in range(12):  # walk back through the toolbar with Shift+Tab to "Bad", and press it
         if page.evaluate("document.activeElement.classList.contains('thumb-down')"):
             break
         kb.press("Shift+Tab")
@@ -284,12 +283,13 @@ def test_keyboard_only(page, srv):
     first, second = (srv.store.log(Q, t, model=model) for t in ("four", "five"))
     page.focus("#tabbtn-review")
     kb.press("Enter")
-    page.select_option("#f-model", model) if False else None
+    expect(page.locator(f"#f-model option[value='{model}']")).to_have_count(1)  # the tab loaded the models
     page.focus("#f-model")
-    page.evaluate(
-        f"(() => {{ const s = document.querySelector('#f-model'); s.appendChild(new Option('{model}', '{model}')); }})()"
-    )
-    page.select_option("#f-model", model)
+    for _ in range(100):  # choose the model with the arrow keys
+        if page.input_value("#f-model") == model:
+            break
+        kb.press("ArrowDown")
+    assert page.input_value("#f-model") == model
     page.focus("#load-queue")
     kb.press("Enter")
     expect(page.locator("#queue .answer")).to_have_attribute("data-id", first)
@@ -416,3 +416,34 @@ def test_overview_plots_and_builder_counts(page, srv):
     assert shown == {name: str(len(build(srv.store))) for name, build in BUILDERS.items()}
     bars = page.locator("#plot-kind svg rect.bar").all()
     assert sum(int(b.get_attribute("data-n")) for b in bars) == len(list(srv.store.iter_feedback()))
+
+
+def test_span_from_a_selection_counts_code_points(page, srv):
+    """The browser's selection counts UTF-16 units; the store counts code points (emoji tell them apart)."""
+    from playwright.sync_api import expect
+
+    model = f"sp-{uuid.uuid4().hex[:6]}"
+    iid = srv.store.log([{"role": "user", "content": "greet me"}], EMOJI, model=model)
+    page.click("#tabbtn-review")
+    expect(page.locator(f"#f-model option[value='{model}']")).to_have_count(1)
+    page.select_option("#f-model", model)
+    page.click("#load-queue")
+    card = page.locator(f"#queue .answer[data-id='{iid}']")
+    assert card.locator(".text").text_content() == EMOJI and page.evaluate("window.__xss") is None
+    start16 = len(EMOJI[: EMOJI.index("wörld")].encode("utf-16-le")) // 2
+    assert start16 > EMOJI.index("wörld")  # the two counts really differ here
+    card.locator(".text").evaluate(
+        """(el, [a, b]) => { const r = document.createRange(); r.setStart(el.firstChild, a);
+        r.setEnd(el.firstChild, b); const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); }""",
+        [start16, start16 + 5],
+    )
+    card.locator(".show-span").click()
+    expect(card.locator("form.span .quote")).to_have_value("wörld")
+    card.locator("form.span .category").select_option("style")
+    page.shot("span")
+    card.locator("form.span button[type=submit]").click()
+    expect(card.locator(".status")).to_have_text("tag saved")
+    (span,) = [f for f in srv.store.iter_feedback(kinds=["span"]) if f.interaction_id == iid]
+    got = span.payload["spans"][0]
+    at = EMOJI.index("wörld")
+    assert (got["start"], got["end"], got["quote"], got["category"]) == (at, at + 5, "wörld", "style")
