@@ -247,3 +247,17 @@ def unassign(store: Store, annotator: str, interaction_ids: Iterable[str], proje
         return conn.execute(
             delete(Assignment).where(Assignment.annotator_id == aid, Assignment.interaction_id.in_(ids))
         ).rowcount
+
+
+def proposed(store: Store, limit: int = 100, project: str | None = None) -> list[Feedback]:
+    """The oldest ``proposed`` rows (machine-made, waiting for a person), as feedback records."""
+    pid = store._pid(project)
+    q = (
+        select(FeedbackRow)
+        .where(FeedbackRow.project_id == pid, FeedbackRow.status == "proposed")
+        .order_by(FeedbackRow.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+        return store._feedback_records(conn, rows) if rows else []

@@ -447,3 +447,32 @@ def test_span_from_a_selection_counts_code_points(page, srv):
     got = span.payload["spans"][0]
     at = EMOJI.index("wörld")
     assert (got["start"], got["end"], got["quote"], got["category"]) == (at, at + 5, "wörld", "style")
+
+
+def test_proposed_rows_are_accepted_or_rejected(page, srv):
+    from playwright.sync_api import expect
+
+    from refeed.types import Feedback, FeedbackKind
+
+    tag = uuid.uuid4().hex[:6]
+    keep, drop = srv.store.write_batch(
+        [
+            Feedback(kind=FeedbackKind.PRINCIPLE, text=f"Answer in French {tag}", status="proposed", author="rules",
+                     payload={"applies_when": "the user writes French", "not_when": None, "tags": []}),
+            Feedback(kind=FeedbackKind.PRINCIPLE, text=f"Never answer {tag}", status="proposed", author="rules",
+                     payload={"applies_when": None, "not_when": None, "tags": []}),
+        ]
+    )  # fmt: skip
+    page.click("#tabbtn-principles")
+    expect(page.locator(f"#proposed li[data-id='{keep}']")).to_contain_text(
+        "applies when: the user writes French"
+    )
+    page.shot("proposed")
+    page.locator(f"#proposed li[data-id='{keep}'] .accept").click()
+    expect(page.locator("#proposed-status")).to_contain_text("accepted")
+    page.locator(f"#proposed li[data-id='{drop}'] .reject").click()
+    expect(page.locator("#proposed-status")).to_contain_text("rejected")
+    expect(page.locator(f"#proposed li[data-id='{keep}']")).to_have_count(0)
+    assert (
+        srv.store.get_feedback(keep).status == "active" and srv.store.get_feedback(drop).status == "retracted"
+    )

@@ -3,7 +3,7 @@
 - ``POST /v1/feedback/{id}/retract``: withdraw a judgement (a second click on the same thumb).
 - ``POST /v1/feedback/{id}/supersede`` with a feedback body: replace it (thumbs up, then down); the old
   row becomes ``superseded`` and the new one points at it (``supersedes_id``), in one transaction.
-- ``POST /v1/feedback/{id}/accept`` / ``reject``: decide on a ``proposed`` row (admin).
+- ``GET /v1/proposed``, ``POST /v1/feedback/{id}/accept`` / ``reject``: decide on ``proposed`` rows (admin).
 - ``GET /v1/review/items``: the queue with its progress, filtered by model, labelled or not, kind and
   annotator; ``GET/POST /v1/annotators``; ``POST /v1/assignments`` (and ``/v1/assignments/remove``).
 
@@ -72,6 +72,16 @@ def supersede(
     _in_scope(who, [body])
     rec = _record(body, idempotency_key)
     return Created(id=annotation.supersede(request.app.state.store, feedback_id, rec, who.project))
+
+
+@router.get("/proposed")
+def list_proposed(
+    request: Request, limit: int = Query(100, ge=1, le=1000), who: Principal = require("admin")
+) -> list:
+    """The oldest ``proposed`` rows (an AI judge's labels, candidate rules), waiting for accept / reject."""
+    from refeed.api.routes.data import _plain
+
+    return [_plain(f) for f in annotation.proposed(request.app.state.store, limit, who.project)]
 
 
 @router.post("/feedback/{feedback_id}/{decision}", response_model=Status)

@@ -446,6 +446,44 @@ $("#principle-form").addEventListener("submit", async (e) => {
   } catch (err) { say($("#principle-status"), humanError(err), true); }
 });
 
+function describeFeedback(f) {
+  const what = f.text || f.label || (f.score != null ? "score " + f.score : "");
+  const scope = f.payload && (f.payload.applies_when || f.payload.not_when)
+    ? " (applies when: " + (f.payload.applies_when || "—") + "; not when: " + (f.payload.not_when || "—") + ")" : "";
+  return f.kind + ": " + what + scope + (f.author ? " — proposed by " + f.author : "");
+}
+
+async function loadProposed() {
+  const ul = $("#proposed");
+  const status = $("#proposed-status");
+  try {
+    const rows = await api("/v1/proposed");
+    ul.textContent = "";
+    if (!rows.length) ul.appendChild(el("li", "meta", "nothing proposed"));
+    for (const f of rows) {
+      const li = el("li", "proposal");
+      li.dataset.id = f.id;
+      li.appendChild(el("span", "what", describeFeedback(f)));
+      for (const [cls, text, decision] of [["accept", "Accept", "accept"], ["reject", "Reject", "reject"]]) {
+        const b = el("button", cls, text);
+        b.type = "button";
+        b.setAttribute("aria-label", text + ": " + describeFeedback(f));
+        b.addEventListener("click", async () => {
+          try {
+            await api("/v1/feedback/" + f.id + "/" + decision, {});
+            say(status, (decision === "accept" ? "accepted: " : "rejected: ") + (f.text || f.label || f.kind));
+            li.remove();
+            if (!$("li", ul)) ul.appendChild(el("li", "meta", "nothing proposed"));
+          } catch (err) { say(status, humanError(err), true); }
+        });
+        li.appendChild(b);
+      }
+      ul.appendChild(li);
+    }
+  } catch (err) { say(status, humanError(err), true); }
+}
+onTab.principles = loadProposed;
+
 // --- export -------------------------------------------------------------------------------------
 for (const b of $$(".export")) b.addEventListener("click", async () => {
   const headers = {};
