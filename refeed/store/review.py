@@ -37,13 +37,15 @@ def queue(
     labelled: Literal["no", "yes", "all"] = "no",
     kind: str | None = None,
     annotator: str | None = None,
+    mine: str | None = None,
     limit: int = 50,
     offset: int = 0,
     project: str | None = None,
 ) -> dict[str, Any]:
     """{total, labelled, matching, items, models}: ``total`` answers in view (model and annotator filters),
     how many of them are ``labelled``, how many match the ``labelled`` filter, one page of those, oldest
-    first, and every model name in the project (for the filter)."""
+    first, and every model name in the project (for the filter). Each item lists its ``assignees`` and, with
+    ``mine`` (an author), that author's active ratings and outcomes on it, so the page shows them pressed."""
     if labelled not in ("no", "yes", "all"):
         raise ValidationFailed("query parameter 'labelled': must be one of no, yes, all")
     if kind is not None and kind not in KINDS:
@@ -53,9 +55,9 @@ def queue(
     if model is not None:
         base.append(InteractionRow.model == model)
     if annotator is not None:
-        mine = select(Assignment.interaction_id).join(Annotator, Annotator.id == Assignment.annotator_id)
+        assigned = select(Assignment.interaction_id).join(Annotator, Annotator.id == Assignment.annotator_id)
         base.append(
-            InteractionRow.id.in_(mine.where(Annotator.project_id == pid, Annotator.name == annotator))
+            InteractionRow.id.in_(assigned.where(Annotator.project_id == pid, Annotator.name == annotator))
         )
     judged = _judged(pid, kind, annotator)
     wanted = {"no": [~judged], "yes": [judged], "all": []}[labelled]
@@ -75,22 +77,40 @@ def queue(
             select(InteractionRow.model).where(InteractionRow.project_id == pid, InteractionRow.model.is_not(None))
             .group_by(InteractionRow.model).order_by(InteractionRow.model)
         ).scalars().all()  # fmt: skip
-        ids = [r.id for r in page]
-        who = defaultdict(list)
-        for iid, name in conn.execute(
-            select(Assignment.interaction_id, Annotator.name)
-            .join(Annotator, Annotator.id == Assignment.annotator_id)
-            .where(Assignment.interaction_id.in_(ids))
-            .order_by(Annotator.name)
-        ):
-            who[iid].append(name)
-    items = []
-    for r in page:
-        rec = records.interaction_from_row(r)
-        items.append({"id": rec.id, "messages": rec.messages, "completion": rec.completion, "model": rec.model,
-                      "created_at": rec.created_at.isoformat(), "assignees": who[rec.id]})  # fmt: skip
+        items = _items(conn, page, pid, mine)
     return {"total": total, "labelled": done, "matching": matching, "offset": offset, "items": items,
             "models": list(models)}  # fmt: skip
+
+
+def _items(conn, page, pid: str, mine: str | None) -> list[dict[str, Any]]:
+    ids = [r.id for r in page]
+    who, own = defaultdict(list), defaultdict(list)
+    for iid, name in conn.execute(
+        select(Assignment.interaction_id, Annotator.name)
+        .join(Annotator, Annotator.id == Assignment.annotator_id)
+        .where(Assignment.interaction_id.in_(ids))
+        .order_by(Annotator.name)
+    ):
+        who[iid].append(name)
+    if mine is not None:
+        q = (
+            select(FeedbackRow.id, FeedbackRow.interaction_id, FeedbackRow.kind, FeedbackRow.score,
+                   FeedbackRow.label, FeedbackRow.payload)
+            .join(Actor, Actor.id == FeedbackRow.actor_id)
+            .where(FeedbackRow.project_id == pid, FeedbackRow.interaction_id.in_(ids), FeedbackRow.status == "active",
+                   FeedbackRow.kind.in_(("rating", "outcome")), Actor.external_id == mine, Actor.kind == "human")
+            .order_by(FeedbackRow.id)
+        )  # fmt: skip
+        for fid, iid, kind, score, label, payload in conn.execute(q):
+            own[iid].append(
+                {"id": fid, "kind": kind, "score": score, "label": label, "scale": payload.get("scale")}
+            )
+    out = []
+    for r in page:
+        rec = records.interaction_from_row(r)
+        out.append({"id": rec.id, "messages": rec.messages, "completion": rec.completion, "model": rec.model,
+                    "created_at": rec.created_at.isoformat(), "assignees": who[rec.id], "mine": own[rec.id]})  # fmt: skip
+    return out
 
 
 def _judged(pid: str, kind: str | None, annotator: str | None):

@@ -125,6 +125,13 @@ def test_migration_keeps_0001_data(store_url):
     old.feedback(a, "preference", rejected=b)
     old.feedback(a, "span", start=0, end=2, category="style")
     to("head")
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from refeed.store.tables import Base
+
+    with engine.connect() as conn:  # the migrated schema is the one tables.py declares
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     store = Store(store_url)  # upgrades nothing more
     (pref,) = store.iter_feedback(kinds=["preference"])
     (span,) = store.iter_feedback(kinds=["span"])

@@ -103,14 +103,16 @@ def review_items(
     labelled: Literal["no", "yes", "all"] = "no",
     kind: str | None = Query(None, max_length=20),
     annotator: str | None = Query(None, max_length=200),
+    mine: str | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     who: Principal = require("admin"),
 ) -> dict:
     """One page of the review queue, oldest first, with progress: ``total`` answers in view, how many are
-    ``labelled``, how many ``matching`` the filter. With ``annotator``: their assigned items and labels."""
+    ``labelled``, how many ``matching`` the filter. With ``annotator``: their assigned items and labels. With
+    ``mine``: each item's active ratings and outcomes by that author (the page shows them pressed)."""
     return review.queue(request.app.state.store, model=model or None, labelled=labelled, kind=kind or None,
-                        annotator=annotator or None, limit=limit, offset=offset, project=who.project)  # fmt: skip
+                        annotator=annotator or None, mine=mine or None, limit=limit, offset=offset, project=who.project)  # fmt: skip
 
 
 @router.get("/annotators")

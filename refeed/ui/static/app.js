@@ -255,6 +255,14 @@ function answerCard(ans, messages, container, letter) {
   checks[0].addEventListener("click", () => choose(outcome, "pass", { ...about, kind: "outcome", passed: true, verifier: "reviewer" }, status, "“correct”"));
   checks[1].addEventListener("click", () => choose(outcome, "fail", { ...about, kind: "outcome", passed: false, verifier: "reviewer" }, status, "“wrong”"));
 
+  for (const f of ans.mine || []) {  // what this annotator said before: shown pressed, so a click changes it
+    const scale = (f.scale || []).join(",");
+    const slot = f.kind === "outcome" ? outcome : scale === "0,1" ? thumb : scale === "1,5" ? rating : null;
+    if (!slot) continue;
+    slot.id = f.id;
+    slot.value = f.kind === "outcome" ? f.label : scale === "0,1" ? (f.score ? "up" : "down") : f.score;
+    slot.onChange(slot);
+  }
   const send = async (body, msg, form) => {
     try {
       await feedback({ ...about, ...body });

@@ -11,6 +11,7 @@ function queueParams(extra) {
   p.set("labelled", f.labelled);
   if (f.kind) p.set("kind", f.kind);
   if (f.annotator) p.set("annotator", f.annotator);
+  if (author()) p.set("mine", author());  // my earlier judgements show pressed, so a click changes them
   for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
   return p.toString();
 }
@@ -79,7 +80,7 @@ function showQueueItem() {
   turn.appendChild(meta);
   const row = el("div", "answers");
   turn.appendChild(row);
-  const card = answerCard({ id: it.id, text: it.completion }, it.messages, row);
+  const card = answerCard({ id: it.id, text: it.completion, mine: it.mine }, it.messages, row);
   $(".retry", card).hidden = true;  // a queue item is judged as it is
   card.addEventListener("refeed:changed", refreshProgress);
   box.appendChild(turn);
