@@ -28,6 +28,7 @@ from refeed.store.tables import (
 )
 
 AGREEMENT_KINDS = ("rating", "preference", "outcome")
+ITEM_KINDS = ("thumbs", "rating", "preference", "outcome")  # thumbs: a rating on the (0, 1) scale
 
 
 def queue(
@@ -139,7 +140,7 @@ def _judged(pid: str, kind: str | None, annotator: str | None):
 def votes(store: Store, project: str | None = None) -> dict[str, dict[tuple, Any]]:
     """{annotator: {item: value}} over people's active ratings, preferences and outcomes.
 
-    An item is what two people can both judge: (rating, interaction, scale), (preference, the pair),
+    An item is what two people can both judge: (thumbs or rating, interaction, scale), (preference, the pair),
     (outcome, interaction). The value is the score, the preferred interaction id (or tie / both_bad),
     or pass / fail. With several active rows on one item, the newest counts.
     """
@@ -148,7 +149,8 @@ def votes(store: Store, project: str | None = None) -> dict[str, dict[tuple, Any
         if fb.author is None:
             continue
         if fb.kind == "rating":
-            key, value = ("rating", fb.interaction_id, tuple(fb.payload.get("scale") or (1, 5))), fb.score
+            scale = tuple(fb.payload.get("scale") or (1, 5))
+            key, value = ("thumbs" if scale == (0, 1) else "rating", fb.interaction_id, scale), fb.score
         elif fb.kind == "preference":
             pair = tuple(sorted(t["interaction_id"] for t in fb.targets))
             chosen = [t["interaction_id"] for t in fb.targets if t["role"] == "chosen"]
@@ -166,7 +168,7 @@ def agreement(store: Store, a: str, b: str, project: str | None = None) -> dict[
     va, vb = v.get(a, {}), v.get(b, {})
     shared = sorted(set(va) & set(vb), key=repr)
     per_kind, disagreements = {}, []
-    for kind in AGREEMENT_KINDS:
+    for kind in ITEM_KINDS:
         keys = [k for k in shared if k[0] == kind]
         agreed = sum(va[k] == vb[k] for k in keys)
         per_kind[kind] = {
@@ -181,7 +183,7 @@ def agreement(store: Store, a: str, b: str, project: str | None = None) -> dict[
     for k in disagreements:
         inter = [k[1]] if k[0] != "preference" else list(k[1])
         rows.append({
-            "kind": k[0], "interaction_ids": inter, "scale": list(k[2]) if k[0] == "rating" else None,
+            "kind": k[0], "interaction_ids": inter, "scale": list(k[2]) if k[0] in ("thumbs", "rating") else None,
             "a": va[k], "b": vb[k],
             "prompt": _last_user(answers[inter[0]].messages) if inter[0] in answers else None,
             "answers": [answers[i].completion if i in answers else None for i in inter],

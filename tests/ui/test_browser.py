@@ -405,7 +405,7 @@ def test_agreement_view_shows_disagreements(page, srv):
     page.fill("#ag-a", a)
     page.fill("#ag-b", b)
     page.click("#agreement-form button[type=submit]")
-    expect(page.locator("#agreement-summary")).to_contain_text("judged 2 items alike; they agree on 1 (50%)")
+    expect(page.locator("#agreement-summary")).to_contain_text("both judged 2 items; they agree on 1 (50%). thumbs: 1 of 1; rating: 0 of 1")
     row = page.locator("#agreement-table tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator(".said-a")).to_have_text("5 of 5")

@@ -122,7 +122,7 @@ onTab.review = () => {
 // --- agreement ----------------------------------------------------------------------------------
 function said(row, value) {
   if (value === null || value === undefined) return "—";
-  if (row.kind === "rating") {
+  if (row.kind === "thumbs" || row.kind === "rating") {
     const [lo, hi] = row.scale || [1, 5];
     return lo === 0 && hi === 1 ? (value ? "good" : "bad") : value + " of " + hi;
   }
@@ -144,7 +144,7 @@ $("#agreement-form").addEventListener("submit", async (e) => {
     const kinds = Object.entries(r.by_kind).filter(([, v]) => v.compared)
       .map(([k, v]) => k + ": " + v.agreed + " of " + v.compared + (v.kappa == null ? "" : ", kappa " + v.kappa.toFixed(2)));
     say(summary, r.compared
-      ? a + " and " + b + " judged " + r.compared + " items alike; they agree on " + r.agreed + " (" +
+      ? a + " and " + b + " both judged " + r.compared + " items; they agree on " + r.agreed + " (" +
         Math.round(100 * r.rate) + "%). " + kinds.join("; ") + "."
       : a + " and " + b + " have not judged any item in common yet.");
     $(".who-a", table).textContent = a + " said";
