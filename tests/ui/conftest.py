@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.api.conftest import server  # noqa: F401  (a real server without a model, for the API tests)
+from tests.api.conftest import model_server, server  # noqa: F401  (real servers: no model / the tiny model)
 from tests.store.conftest import pg_server_url, store, store_url  # noqa: F401  (store tests on both backends)
 
 # Quiet and offline: no sandbox (containers), no GPU, no background fetches or updates.

@@ -1,4 +1,4 @@
-"""Every annotation flow in a real headless Chromium against a real ``refeed serve`` (tiny model, --local).
+"""Every annotation flow in a real headless Chromium against a real ``refeed serve`` (tiny model, admin key).
 
 One server and one browser for the module; each test gets a fresh browser context (its own
 localStorage) and checks the rows the store holds afterwards, not only what the page says. Screenshots
@@ -16,7 +16,6 @@ import pytest
 
 from refeed.store import Store
 from refeed.store import annotation as ann
-from tests.api.conftest import free_port, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 XSS = '<img src=x onerror="window.__xss=1"> what is 2+2?'
@@ -25,19 +24,21 @@ Q = [{"role": "user", "content": "what is 2+2?"}]
 
 
 @pytest.fixture(scope="module")
-def srv(tiny_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui")
-    url = f"sqlite:///{root / 'feedback.db'}"
-    port = free_port()
-    proc = start_server(tiny_model_dir, url, port, "--local")
-    shots = Path(os.environ.get("REFEED_UI_SCREENSHOTS") or root / "screenshots")
+def srv(model_server, tmp_path_factory):
+    """The suite's tiny-model server (shared with tests/api: one model load for both), used through its
+    admin key, as a deployment would; every test names its own annotators and models."""
+    shots = Path(os.environ.get("REFEED_UI_SCREENSHOTS") or tmp_path_factory.mktemp("ui") / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    store = Store(url)
-    yield type("Srv", (), {"base": f"http://127.0.0.1:{port}", "store": store, "shots": shots})
+    store = Store(model_server.store_url)
+    yield type(
+        "Srv", (), {"base": model_server.base, "store": store, "shots": shots, "key": model_server.admin}
+    )
     store.close()
-    proc.terminate()
-    proc.wait(timeout=20)
     print(f"\nscreenshots: {shots}")
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:4]}"
 
 
 @pytest.fixture
@@ -49,6 +50,7 @@ def page(browser, srv, request):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    context.add_init_script(f"localStorage.setItem('refeed-key', {srv.key!r})")
     page.goto(srv.base + "/")
     page.shot = lambda name: page.screenshot(
         path=srv.shots / f"{request.node.name}-{name}.png", full_page=True
@@ -77,7 +79,8 @@ def _chat(page, text: str, compare: bool = False):
 def test_forms_collapsed_and_every_kind_stored_with_its_author(page, srv):
     from playwright.sync_api import expect
 
-    page.fill("#annotator", "ana")
+    ana = _name("ana")
+    page.fill("#annotator", ana)
     turn = _chat(page, XSS)
     card = turn.locator(".answer").first
     iid = card.get_attribute("data-id")
@@ -111,24 +114,25 @@ def test_forms_collapsed_and_every_kind_stored_with_its_author(page, srv):
         expect(card.locator(".status")).to_have_text("tag saved")
     page.shot("after")
     rows = {r["kind"]: r for r in _rows(srv, iid)}
-    assert rows["critique"]["text"] == "Too vague <b>really</b>" and rows["critique"]["author"] == "ana"
+    assert rows["critique"]["text"] == "Too vague <b>really</b>" and rows["critique"]["author"] == ana
     assert (
         rows["outcome"]["label"] == "fail"
         and rows["edit"]["text"] == "4"
         and rows["signal"]["label"] == "copy"
     )
-    assert {r["author"] for r in rows.values() if r["source"] == "human"} == {"ana"}
+    assert {r["author"] for r in rows.values() if r["source"] == "human"} == {ana}
     if answer:
-        (span,) = srv.store.iter_feedback(kinds=["span"], author="ana")
+        (span,) = srv.store.iter_feedback(kinds=["span"], author=ana)
         assert span.payload["spans"][0]["quote"] == answer[0] and span.payload["spans"][0]["severity"] == 3
     page.reload()  # the name is remembered
-    assert page.input_value("#annotator") == "ana"
+    assert page.input_value("#annotator") == ana
 
 
 def test_thumbs_and_ratings_show_state_retract_and_supersede(page, srv):
     from playwright.sync_api import expect
 
-    page.fill("#annotator", "ben")
+    ben = _name("ben")
+    page.fill("#annotator", ben)
     card = _chat(page, "hello").locator(".answer").first
     iid = card.get_attribute("data-id")
     up, down = card.locator(".thumb-up"), card.locator(".thumb-down")
@@ -157,8 +161,8 @@ def test_thumbs_and_ratings_show_state_retract_and_supersede(page, srv):
         (3, "superseded"),
         (5, "active"),
     ]
-    assert {r["author"] for r in rows} == {"ben"}
-    assert [f.score for f in srv.store.iter_feedback(kinds=["rating"], author="ben")] == [
+    assert {r["author"] for r in rows} == {ben}
+    assert [f.score for f in srv.store.iter_feedback(kinds=["rating"], author=ben)] == [
         5
     ]  # what builders see
 
@@ -229,8 +233,9 @@ def test_keyboard_only(page, srv):
     from playwright.sync_api import expect
 
     kb = page.keyboard
+    kim = _name("kim")
     page.focus("#annotator")
-    kb.type("kim")
+    kb.type(kim)
     page.focus("#prompt")
     kb.type("hi there")
     kb.press("Control+Enter")
@@ -263,7 +268,7 @@ def test_keyboard_only(page, srv):
     rows = {(r["kind"], r["status"]): r for r in _rows(srv, iid)}
     assert rows[("rating", "active")]["score"] == 0 and rows[("rating", "superseded")]["score"] == 1
     assert rows[("critique", "active")]["text"] == "needs a greeting back"
-    assert {r["author"] for r in rows.values()} == {"kim"}
+    assert {r["author"] for r in rows.values()} == {kim}
     # Compare by keyboard.
     page.focus("#compare")
     kb.press("Space")
@@ -305,9 +310,9 @@ def test_keyboard_only(page, srv):
     page.shot("help")
     kb.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
-    assert [
-        f.score for f in srv.store.iter_feedback(kinds=["rating"], author="kim") if f.interaction_id == second
-    ] == [2]
+    assert [(r["kind"], r["score"], r["author"], r["status"]) for r in _rows(srv, second)] == [
+        ("rating", 2, kim, "active")
+    ]
 
 
 def test_errors_read_as_sentences(page, srv):
@@ -323,7 +328,7 @@ def test_errors_read_as_sentences(page, srv):
     assert "{" not in status.text_content() and "422" not in status.text_content()
     expect(card.locator(".thumb-up")).to_have_attribute("aria-pressed", "false")
     page.shot("401")
-    page.fill("#api-key", "")
+    page.fill("#api-key", srv.key)
     # A body the server refuses (422): the page's own client and message for it.
     msg = page.evaluate(
         """id => api('/v1/feedback', {kind: 'rating', interaction_id: id, score: 9, scale: [1, 5]})
@@ -340,7 +345,8 @@ def test_review_queue_progress_filters_and_assignments(page, srv):
     model = f"rq-{uuid.uuid4().hex[:6]}"
     ids = [srv.store.log(Q, t, model=model) for t in ("one", "two", "three")]
     srv.store.log(Q, "other model", model=model + "-x")
-    page.fill("#annotator", "rev")
+    rev, zoe = _name("rev"), _name("zoe")
+    page.fill("#annotator", rev)
     page.click("#tabbtn-review")
     expect(page.locator(f"#f-model option[value='{model}']")).to_have_count(1)
     page.select_option("#f-model", model)
@@ -354,7 +360,7 @@ def test_review_queue_progress_filters_and_assignments(page, srv):
     page.locator("#queue .answer .thumb-up").click()
     expect(page.locator("#queue-status")).to_contain_text("0 of 3 labelled")
     (thumb,) = [r for r in _rows(srv, ids[0]) if r["kind"] == "rating"]
-    assert (thumb["status"], thumb["author"]) == ("retracted", "rev")
+    assert (thumb["status"], thumb["author"]) == ("retracted", rev)
     page.locator("#queue .answer .thumb-up").click()
     expect(page.locator("#queue-status")).to_contain_text("1 of 3 labelled")
     page.select_option("#f-labelled", "no")
@@ -364,37 +370,39 @@ def test_review_queue_progress_filters_and_assignments(page, srv):
     expect(page.locator("#queue .answer")).to_have_attribute("data-id", ids[2])
     page.click("#queue-prev")
     expect(page.locator("#queue .answer")).to_have_attribute("data-id", ids[1])
-    page.fill("#assign-to", "zoe")
+    page.fill("#assign-to", zoe)
     page.click("#assign-one")
-    expect(page.locator("#assign-status")).to_have_text("assigned 1 new item to zoe")
-    expect(page.locator(".item-meta")).to_contain_text("assigned to: zoe")
+    expect(page.locator("#assign-status")).to_have_text(f"assigned 1 new item to {zoe}")
+    expect(page.locator(".item-meta")).to_contain_text(f"assigned to: {zoe}")
     page.click("#assign-all")
-    expect(page.locator("#assign-status")).to_have_text("assigned 1 new item to zoe")  # 2 loaded, 1 new
+    expect(page.locator("#assign-status")).to_have_text(f"assigned 1 new item to {zoe}")  # 2 loaded, 1 new
     page.shot("assigned")
-    assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}["zoe"] == 2
+    assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}[zoe] == 2
     page.select_option("#f-labelled", "all")
     page.click("#load-queue")
     page.click("#assign-all")
-    expect(page.locator("#assign-status")).to_have_text("assigned 1 new item to zoe")
-    assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}["zoe"] == 3
+    expect(page.locator("#assign-status")).to_have_text(f"assigned 1 new item to {zoe}")
+    assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}[zoe] == 3
     page.select_option("#f-kind", "critique")  # a thumb is not a critique: all three are unlabelled again
     page.click("#load-queue")
     expect(page.locator("#queue-status")).to_contain_text("0 of 3 labelled")
     page.select_option("#f-kind", "")
-    page.fill("#f-annotator", "zoe")
+    page.fill("#f-annotator", zoe)
     page.click("#load-queue")
-    expect(page.locator("#queue-status")).to_contain_text("0 of 3 labelled by zoe")  # rev's thumb isn't zoe's
+    expect(page.locator("#queue-status")).to_contain_text(
+        f"0 of 3 labelled by {zoe}"
+    )  # rev's thumb isn't zoe's
     page.shot("zoe")
     from refeed.store import review
 
-    q = review.queue(srv.store, model=model, annotator="zoe", labelled="all")
+    q = review.queue(srv.store, model=model, annotator=zoe, labelled="all")
     assert [x["id"] for x in q["items"]] == ids and q["labelled"] == 0
 
 
 def test_agreement_view_shows_disagreements(page, srv):
     from playwright.sync_api import expect
 
-    a, b = f"ag-a-{uuid.uuid4().hex[:4]}", f"ag-b-{uuid.uuid4().hex[:4]}"
+    a, b = _name("ag-a"), _name("ag-b")
     x = srv.store.log([{"role": "user", "content": "capital of France?"}], "Paris")
     y = srv.store.log([{"role": "user", "content": "capital of Spain?"}], "Madrid")
     srv.store.feedback(x, "rating", score=5, author=a)
@@ -405,7 +413,9 @@ def test_agreement_view_shows_disagreements(page, srv):
     page.fill("#ag-a", a)
     page.fill("#ag-b", b)
     page.click("#agreement-form button[type=submit]")
-    expect(page.locator("#agreement-summary")).to_contain_text("both judged 2 items; they agree on 1 (50%). thumbs: 1 of 1; rating: 0 of 1")
+    expect(page.locator("#agreement-summary")).to_contain_text(
+        "both judged 2 items; they agree on 1 (50%). thumbs: 1 of 1; rating: 0 of 1"
+    )
     row = page.locator("#agreement-table tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator(".said-a")).to_have_text("5 of 5")
@@ -420,7 +430,7 @@ def test_overview_plots_and_builder_counts(page, srv):
     from refeed.datasets import BUILDERS
 
     iid = srv.store.log(Q, "4")
-    srv.store.feedback(iid, "thumbs", up=True, author="ov")
+    srv.store.feedback(iid, "thumbs", up=True, author=_name("ov"))
     page.click("#tabbtn-overview")
     expect(page.locator("#overview-status")).to_contain_text("updated", timeout=60_000)
     expect(page.locator("#plot-kind svg rect.bar").first).to_be_visible()
