@@ -228,44 +228,15 @@ function answerCard(ans, messages, container, letter) {
     side.hidden = false;
     side.dataset.letter = letter;
     side.append("Answer " + letter);
-    card.setAttribute("aria-label", "Answer " + letter);
-  } else {
-    card.setAttribute("aria-label", "Answer");
   }
+  card.setAttribute("aria-label", letter ? "Answer " + letter : "Answer");
   const text = $(".text", card);
   text.textContent = ans.text;
   if (!ans.text) text.appendChild(el("em", "hint", "(empty answer)"));
   const status = $(".status", card);
-  const about = { interaction_id: ans.id };
-
-  const thumbs = [$(".thumb-up", card), $(".thumb-down", card)];
-  const thumb = makeChoice(() => pressed(thumbs, (b) => (b === thumbs[0] ? "up" : "down") === thumb.value));
-  thumbs[0].addEventListener("click", () => choose(thumb, "up", { ...about, kind: "thumbs", up: true }, status, "good"));
-  thumbs[1].addEventListener("click", () => choose(thumb, "down", { ...about, kind: "thumbs", up: false }, status, "bad"));
-
-  const rates = $$(".rate", card);
-  const rating = makeChoice(() => pressed(rates, (b) => Number(b.dataset.score) === rating.value));
-  for (const b of rates) {
-    const score = Number(b.dataset.score);
-    b.addEventListener("click", () => choose(rating, score, { ...about, kind: "rating", score, scale: [1, 5] },
-                                             status, "rating " + score + " of 5"));
-  }
-  const checks = [$(".verify-pass", card), $(".verify-fail", card)];
-  const outcome = makeChoice(() => pressed(checks, (b) => (b === checks[0]) === (outcome.value === "pass") && outcome.value !== null));
-  checks[0].addEventListener("click", () => choose(outcome, "pass", { ...about, kind: "outcome", passed: true, verifier: "reviewer" }, status, "“correct”"));
-  checks[1].addEventListener("click", () => choose(outcome, "fail", { ...about, kind: "outcome", passed: false, verifier: "reviewer" }, status, "“wrong”"));
-
-  for (const f of ans.mine || []) {  // what this annotator said before: shown pressed, so a click changes it
-    const scale = (f.scale || []).join(",");
-    const slot = f.kind === "outcome" ? outcome : scale === "0,1" ? thumb : scale === "1,5" ? rating : null;
-    if (!slot) continue;
-    slot.id = f.id;
-    slot.value = f.kind === "outcome" ? f.label : scale === "0,1" ? (f.score ? "up" : "down") : f.score;
-    slot.onChange(slot);
-  }
   const send = async (body, msg, form) => {
     try {
-      await feedback({ ...about, ...body });
+      await feedback({ interaction_id: ans.id, ...body });
       say(status, msg);
       if (form) closeForm(form);
       changed(status);
@@ -288,17 +259,51 @@ function answerCard(ans, messages, container, letter) {
     } catch (err) { say(status, humanError(err), true); }
     finally { btn.disabled = false; }
   });
+  card._act = { ...cardChoices(card, ans, status), ...cardForms(card, ans, send, status) };
+  container.appendChild(card);
+  return card;
+}
 
-  const critique = $("form.critique", card);
-  const edit = $("form.edit", card);
-  const span = $("form.span", card);
+// Good / bad, 1-5 and correct / wrong: each a choice that shows what is stored (see `choose`).
+function cardChoices(card, ans, status) {
+  const about = { interaction_id: ans.id };
+  const thumbs = [$(".thumb-up", card), $(".thumb-down", card)];
+  const thumb = makeChoice(() => pressed(thumbs, (b) => (b === thumbs[0] ? "up" : "down") === thumb.value));
+  thumbs[0].addEventListener("click", () => choose(thumb, "up", { ...about, kind: "thumbs", up: true }, status, "good"));
+  thumbs[1].addEventListener("click", () => choose(thumb, "down", { ...about, kind: "thumbs", up: false }, status, "bad"));
+  const rates = $$(".rate", card);
+  const rating = makeChoice(() => pressed(rates, (b) => Number(b.dataset.score) === rating.value));
+  for (const b of rates) {
+    const score = Number(b.dataset.score);
+    b.addEventListener("click", () => choose(rating, score, { ...about, kind: "rating", score, scale: [1, 5] },
+                                             status, "rating " + score + " of 5"));
+  }
+  const checks = [$(".verify-pass", card), $(".verify-fail", card)];
+  const outcome = makeChoice(() => pressed(checks, (b) => outcome.value !== null && (b === checks[0]) === (outcome.value === "pass")));
+  const verdict = (passed) => ({ ...about, kind: "outcome", passed, verifier: "reviewer" });
+  checks[0].addEventListener("click", () => choose(outcome, "pass", verdict(true), status, "“correct”"));
+  checks[1].addEventListener("click", () => choose(outcome, "fail", verdict(false), status, "“wrong”"));
+  for (const f of ans.mine || []) {  // what this annotator said before: shown pressed, so a click changes it
+    const scale = (f.scale || []).join(",");
+    const slot = f.kind === "outcome" ? outcome : scale === "0,1" ? thumb : scale === "1,5" ? rating : null;
+    if (!slot) continue;
+    slot.id = f.id;
+    slot.value = f.kind === "outcome" ? f.label : scale === "0,1" ? (f.score ? "up" : "down") : f.score;
+    slot.onChange(slot);
+  }
+  return { rate: (n) => rates[n - 1].click(), good: () => thumbs[0].click(), bad: () => thumbs[1].click() };
+}
+
+// Critique, edit and tag-a-passage: collapsed forms that open on demand and close once stored.
+function cardForms(card, ans, send, status) {
+  const [critique, edit, span] = ["critique", "edit", "span"].map((c) => $("form." + c, card));
   $(".show-critique", card).addEventListener("click", () => toggleForm(critique));
   $(".show-edit", card).addEventListener("click", () => {
     if (edit.hidden) $("textarea", edit).value = ans.text;
     toggleForm(edit);
   });
   $(".show-span", card).addEventListener("click", () => {
-    if (span.hidden) fillSelection(text, span);
+    if (span.hidden) fillSelection($(".text", card), span);
     toggleForm(span);
   });
   for (const f of [critique, edit, span]) $(".cancel", f).addEventListener("click", () => closeForm(f));
@@ -318,16 +323,11 @@ function answerCard(ans, messages, container, letter) {
            severity: Number($(".severity", span).value), comment: $(".comment", span).value || null },
          "tag saved", span);
   });
-  card._act = {
-    rate: (n) => rates[n - 1].click(),
-    good: () => thumbs[0].click(),
-    bad: () => thumbs[1].click(),
+  return {
     critique: () => toggleForm(critique, true),
     edit: () => { if (edit.hidden) $(".show-edit", card).click(); },
     span: () => { if (span.hidden) $(".show-span", card).click(); },
   };
-  container.appendChild(card);
-  return card;
 }
 
 // The selection in the answer, if any, pre-fills the passage with its exact offsets.
@@ -565,6 +565,14 @@ $("#help-close").addEventListener("click", () => openHelp(false));
 const moves = {};  // per tab: j / k handlers (review.js adds the queue's)
 
 document.addEventListener("keydown", (e) => {
+  if (e.target.classList && e.target.classList.contains("tab") && (e.key === "ArrowRight" || e.key === "ArrowLeft")) {
+    const tabs = $$(".tab");  // a tab list moves with the arrow keys
+    const next = tabs[(tabs.indexOf(e.target) + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    next.focus();
+    showTab(next.dataset.tab);
+    e.preventDefault();
+    return;
+  }
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     const form = e.target.closest && e.target.closest("form");
     if (form) { e.preventDefault(); form.requestSubmit(); }

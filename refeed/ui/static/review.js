@@ -17,7 +17,7 @@ function queueParams(extra) {
 }
 
 function readFilters() {
-  return { model: $("#f-model").value, labelled: $("#f-labelled").value, kind: $("#f-kind").value,
+  return { model: $("#f-model").value.trim(), labelled: $("#f-labelled").value, kind: $("#f-kind").value,
            annotator: $("#f-annotator").value.trim() };
 }
 
@@ -31,13 +31,10 @@ async function loadQueue() {
   } catch (err) { say($("#queue-status"), humanError(err), true); }
 }
 
-function fillModels(models) {
-  const sel = $("#f-model");
-  const keep = sel.value;
-  sel.textContent = "";
-  sel.appendChild(new Option("any model", ""));
-  for (const m of models) sel.appendChild(new Option(m, m));
-  sel.value = keep;
+function fillModels(models) {  // suggestions for the model filter (a text field: there may be many)
+  const list = $("#model-list");
+  list.textContent = "";
+  for (const m of models) list.appendChild(new Option(m, m));
 }
 
 // n of N labelled (the whole view), and where we are among the loaded items.
