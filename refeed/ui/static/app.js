@@ -94,6 +94,7 @@ function makeChoice(onChange) { return { value: null, id: null, busy: false, onC
 async function choose(slot, value, body, status, label) {
   if (slot.busy) return;  // a double click must not write twice
   slot.busy = true;
+  say(status, "saving…");
   try {
     if (slot.id && slot.value === value) {
       await api("/v1/feedback/" + slot.id + "/retract", {});
@@ -235,6 +236,7 @@ function answerCard(ans, messages, container, letter) {
   if (!ans.text) text.appendChild(el("em", "hint", "(empty answer)"));
   const status = $(".status", card);
   const send = async (body, msg, form) => {
+    say(status, "saving…");
     try {
       await feedback({ interaction_id: ans.id, ...body });
       say(status, msg);
@@ -426,6 +428,7 @@ function ranker(row) {
     const signature = JSON.stringify(ranking);
     if (signature === saved.signature) { say(status, "This ranking is already saved."); return; }
     const ids = ranking.flat().sort().join(",");
+    say(status, "saving…");
     try {
       let r;
       if (saved.id && saved.ids === ids) {

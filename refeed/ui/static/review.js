@@ -100,6 +100,7 @@ async function assign(ids) {
   const name = $("#assign-to").value.trim();
   const status = $("#assign-status");
   if (!name) { say(status, "Type the annotator's name first.", true); $("#assign-to").focus(); return; }
+  say(status, "assigning…");
   try {
     const r = await api("/v1/assignments", { annotator: name, interaction_ids: ids });
     say(status, "assigned " + r.assigned + " new item" + (r.assigned === 1 ? "" : "s") + " to " + name);
