@@ -60,6 +60,14 @@ def page(browser, srv, request):
     assert errors == [], errors  # no JavaScript error in any flow
 
 
+# Every shown control with no name a screen reader could read (aria-label, a <label>, a button's text).
+UNNAMED = """() => { const shown = Array.from(document.querySelectorAll("button, input, select, textarea"))
+  .filter((e) => e.offsetParent !== null);
+  const named = (e) => (e.getAttribute("aria-label") || "").trim()
+    || (e.labels && e.labels.length && e.labels[0].textContent.trim()) || (e.tagName === "BUTTON" && e.textContent.trim());
+  return [shown.length, shown.filter((e) => !named(e)).map((e) => e.outerHTML.slice(0, 80))]; }"""
+
+
 def _rows(srv, *ids):
     return ann.history(srv.store, ids)
 
@@ -277,6 +285,8 @@ def test_keyboard_only(page, srv):
     kb.press("Control+Enter")
     turn = page.locator("#conversation .turn.compare")
     expect(turn.locator(".answer")).to_have_count(2, timeout=60_000)
+    shown, unnamed = page.evaluate(UNNAMED)
+    assert shown > 40 and unnamed == []  # every control in the chat has a name a screen reader reads
     page.evaluate("document.activeElement.blur()")
     kb.press("b")
     expect(turn.locator(".pick-b")).to_have_attribute("aria-pressed", "true")
@@ -305,6 +315,8 @@ def test_keyboard_only(page, srv):
     expect(page.locator("#queue-status")).to_contain_text("1 of 2 labelled")
     kb.press("k")
     expect(page.locator("#queue .answer")).to_have_attribute("data-id", first)
+    shown, unnamed = page.evaluate(UNNAMED)
+    assert shown > 20 and unnamed == []  # every control in the queue has a name a screen reader reads
     kb.press("?")
     expect(page.locator("#help")).to_be_visible()
     page.shot("help")
