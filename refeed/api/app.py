@@ -28,10 +28,10 @@ def create_app(settings: ServeSettings, store: Store | None = None, backend=None
     app.state.key_cache = {}  # auth.py: key -> (checked at, result)
     app.state.token_secret = (settings.token_secret or secrets.token_hex(32)).encode()
 
-    from refeed.api.routes import chat, data, feedback, keys
+    from refeed.api.routes import annotation, chat, data, feedback, keys, overview
     from refeed.ui import routes as ui
 
-    for module in (chat, feedback, data, keys, ui):
+    for module in (chat, feedback, data, keys, annotation, overview, ui):
         app.include_router(module.router)
 
     errors.install(app)

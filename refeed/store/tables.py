@@ -39,7 +39,9 @@ KINDS = (
 SOURCES = ("human", "ai_judge", "rule", "implicit", "simulated")
 ROLES = ("feedback", "ingest", "admin")
 TARGET_ROLES = ("subject", "chosen", "rejected", "candidate", "result")
-STATUSES = ("active", "superseded", "retracted")
+# "proposed": written by a machine (an AI judge, a candidate rule) and waiting for a person to accept or
+# reject it; builders read only "active" rows. Migration 0002_annotation adds it.
+STATUSES = ("active", "superseded", "retracted", "proposed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -225,3 +227,30 @@ class ServedTokens(Base):
     sampling: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model_version: Mapped[str | None] = mapped_column(String(200))
     token_ids_exact: Mapped[bool]
+
+
+class Annotator(Base):
+    """A person who labels in the web UI, by the name they give (stored as feedback ``author``): the
+    review queue assigns items to annotators, and the agreement view compares two of them."""
+
+    __tablename__ = "annotators"
+    __table_args__ = (Index("ux_annotators_name", "project_id", "name", unique=True),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Assignment(Base):
+    """One interaction in one annotator's review queue; done once they have judged it (not stored)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        Index("ux_assignments_item", "project_id", "interaction_id", "annotator_id", unique=True),
+        Index("ix_assignments_annotator", "annotator_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"))
+    annotator_id: Mapped[str] = mapped_column(ForeignKey("annotators.id"))
+    created_at: Mapped[datetime]

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
 HERE = Path(__file__).parent
+FILES = ("app.js", "review.js", "overview.js", "app.css")
 router = APIRouter(include_in_schema=False)
 
 
@@ -19,6 +20,6 @@ def index() -> str:
 @router.get("/ui/{name}")
 def static(name: str):
     path = HERE / "static" / name
-    if name not in ("app.js", "app.css") or not path.is_file():
+    if name not in FILES or not path.is_file():
         return HTMLResponse("not found", status_code=404)
     return FileResponse(path, media_type="text/javascript" if name.endswith(".js") else "text/css")

@@ -7,6 +7,18 @@ import shutil
 
 import pytest
 
+from tests.api.conftest import model_server, server  # noqa: F401  (real servers: no model / the tiny model)
+from tests.store.conftest import store, store_url  # noqa: F401  (store tests on both backends)
+
+try:  # the PostgreSQL server fixture lives in tests/store/conftest.py, or in tests/conftest.py (then shared)
+    from tests.store.conftest import pg_server_url  # noqa: F401
+except ImportError:
+    pass
+
+# Quiet and offline: no sandbox (containers), no GPU, no background fetches or updates.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]  # fmt: skip
+
 
 def chromium_path() -> str | None:
     return os.environ.get("REFEED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,6 +34,6 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
         yield b
         b.close()

@@ -2,7 +2,7 @@
 served answer (``refeed.store.tokens``)
 
 Revision ID: 0003_served_tokens
-Revises: 0001
+Revises: 0002_annotation
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_served_tokens"
-down_revision = "0001"
+down_revision = "0002_annotation"
 branch_labels = None
 depends_on = None
 
