@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IM_START, IM_END, PAD, UNK = "<|im_start|>", "<|im_end|>", "<|pad|>", "<|unk|>"
+SPECIAL_TOKENS = (PAD, UNK, IM_START, IM_END)  # the built-in tokenizer's first ids, in this order
 
 # Qwen/ChatML layout: <|im_start|>role\ncontent<|im_end|>\n ... ; the assistant turn ends with <|im_end|> (EOS).
 CHAT_TEMPLATE = (
