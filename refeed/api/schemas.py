@@ -95,7 +95,8 @@ class ChatRequest(BaseModel):
     stop: str | list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=4)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(None, max_length=300)
+    logit_bias: dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], Annotated[float, Field(ge=-100, le=100)]] | None = (
+        Field(None, max_length=300, description="token id -> bias added to its logit"))
     stream_options: dict[str, Any] | None = None
     stream: bool = False
     user: str | None = Field(None, max_length=200)

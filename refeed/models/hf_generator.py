@@ -253,7 +253,8 @@ def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """Keep the smallest set of most likely ids whose probability reaches ``top_p`` (at least one)."""
     sorted_scores, order = scores.sort(dim=-1, descending=True)
     mass_before = sorted_scores.softmax(dim=-1).cumsum(dim=-1) - sorted_scores.softmax(dim=-1)
-    drop_sorted = mass_before >= top_p  # the most likely id has mass_before 0 and is always kept
+    drop_sorted = mass_before >= top_p
+    drop_sorted[..., 0] = False  # the most likely id is always kept (a top_p below float32's range is 0)
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return scores.masked_fill(drop, float("-inf"))
 

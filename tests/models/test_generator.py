@@ -54,6 +54,12 @@ def test_top_p_logprobs_are_renormalised_over_the_nucleus(gen):
         assert r.logprobs[t] == pytest.approx((p[tid] / p[keep].sum()).log().item(), abs=1e-4)
 
 
+def test_a_vanishing_top_p_keeps_the_most_likely_id(gen):
+    (r,) = gen.generate(PROMPTS[:1], SamplingParams(temperature=1.0, top_p=5e-324, max_new_tokens=4, seed=0))
+    (greedy,) = gen.generate(PROMPTS[:1], SamplingParams(temperature=0, max_new_tokens=4))
+    assert r.completion_ids == greedy.completion_ids and r.logprobs == [0.0] * len(r.logprobs)
+
+
 def test_top_logprobs_list_the_most_likely_alternatives(gen):
     (r,) = gen.generate(PROMPTS[:1], SamplingParams(temperature=0.7, max_new_tokens=6, seed=2, logprobs=3))
     logp, _ = fresh_logp(gen, r, 0.7)
