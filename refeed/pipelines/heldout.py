@@ -43,7 +43,6 @@ class Measure:
         if not self.is_rm or not self.eval_rows:
             return model
         from refeed.models.score_head import ScoreModel
-
         from refeed.objectives import capability
 
         return model if isinstance(model, ScoreModel) else ScoreModel.wrap(model, int(capability(self.objective, "num_heads")))

@@ -199,7 +199,6 @@ def followup_rows(model, tok, store) -> list[dict]:
 
     from refeed.datasets import followups
     from refeed.rewards import flr_pairs
-
     from refeed.tasks import oracle
 
     rows = followups(store).to_list()

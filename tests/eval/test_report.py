@@ -12,8 +12,8 @@ def test_reward_model_and_objective_metrics_get_their_own_plots(tmp_path):
 
 
 def test_report_shows_config_eval_curve_heldout_table_and_answers(tmp_path):
-    from refeed.eval.heldout import compare
     from refeed.eval.harness import EvalResult
+    from refeed.eval.heldout import compare
     from refeed.eval.report import heldout_rows
 
     def result(correct):
