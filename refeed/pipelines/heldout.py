@@ -44,7 +44,6 @@ class Measure:
             return model
         from refeed.models.score_head import ScoreModel
 
-        
         return model if isinstance(model, ScoreModel) else ScoreModel.wrap(model, int(self.objective.needs.num_heads))
 
     def _task_eval(self, model, split: str, limit: int, stage: str):

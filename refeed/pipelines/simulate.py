@@ -199,12 +199,16 @@ def followup_rows(model, tok, store) -> list[dict]:
 
     from refeed.datasets import followups
     from refeed.rewards import flr_pairs
+    from refeed.tasks import oracle
 
     rows = followups(store).to_list()
-    positive = sorted({r["followup"] for r in rows if r["label"] == "positive"})
-    negative = sorted({r["followup"] for r in rows if r["label"] == "negative"})
-    if not positive or not negative:
-        raise ValueError("FLR needs both positive and negative follow-ups; sample more prompts")
+    # FLR scores answers with a fixed set of positive and negative follow-ups (the paper's are predefined):
+    # the ones users wrote, and where the store holds none of one polarity (a weak base model is never
+    # thanked), the simulated user's own phrases of it.
+    positive = sorted({r["followup"] for r in rows if r["label"] == "positive"}) or list(oracle.POSITIVE_FOLLOWUPS)
+    negative = sorted({r["followup"] for r in rows if r["label"] == "negative"}) or list(oracle.NEGATIVE_FOLLOWUPS)
+    if not rows:
+        raise ValueError("the store holds no follow-ups to mine FLR pairs from; sample more prompts")
     groups: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in rows:
         key = repr(r["prompt"])
