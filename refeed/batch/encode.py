@@ -69,6 +69,9 @@ def required_columns(objective) -> set[str]:
 def check_columns(objective, columns: list[str] | set[str]) -> None:
     """Refuse, naming the fix, a dataset whose columns don't fit ``objective``."""
     kind, name = objective.batch_kind, objective.name
+    if objective.needs.old_logps or objective.needs.rewards:
+        raise ConfigError(f"objective '{name}' learns from answers sampled from the current policy and their rewards; "
+                          f"train it with the online loop (refeed.train.online.train_online), not on a fixed dataset")
     if kind not in ANSWER_COLUMNS:
         raise ConfigError(f"objective '{name}' trains on {kind.value} rows, which the offline loop does not run")
     need = required_columns(objective)

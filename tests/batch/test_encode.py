@@ -37,6 +37,10 @@ def test_columns_that_do_not_fit_the_objective_are_refused(tiny):
         check_columns(build("c3po", {}), {"prompt", "chosen", "rejected"})
     with pytest.raises(ConfigError, match=r"lacks \['observed', 'propensity'\]"):
         check_columns(build("causal_rm", {}), {"prompt", "completion", "label"})
+    from refeed.objectives.grpo import GRPO, GRPOConfig
+
+    with pytest.raises(ConfigError, match="objective 'grpo' learns from answers sampled .* online loop"):
+        check_columns(GRPO(GRPOConfig()), {"prompt", "completions"})
     with pytest.raises(ConfigError, match="set objective.categories"):
         check_columns(build("fine_grained", {}), {"prompt", "completion", "spans"})
     model, tok = tiny
