@@ -48,6 +48,10 @@ PLACEHOLDERS = ("runs/base-*/model", "/path/to/your/model", "/path/to/model")  #
 PYTHON_RULES = [
     (r"<\w+>", "skip", "names a run directory that exists only after a training run (<time>, <id>); compiled "
                        "and its imports executed"),
+    (r"client\.chat\.completions", "skip", "needs a running `refeed serve` and an OpenAI client; "
+                                          "tests/api/test_openai_client.py makes the same calls"),
+    (r"train_online\(model", "skip", "a sketch with the reader's model, rows and reward; compiled and its imports "
+                                   "executed; tests/train/test_online.py runs the loop"),
     (r".", "run", ""),
 ]
 PYTHON_SUBSTITUTIONS = {'device="cuda"': 'device="cpu"'}  # the CPU test machine has no GPU

@@ -93,7 +93,8 @@ def check_columns(objective, columns: list[str] | set[str]) -> None:
         )
 
 
-def _text(answer: Any) -> str:
+def answer_text(answer: Any) -> str:
+    """The text of an answer column, plain or conversational (an assistant message list)."""
     if isinstance(answer, str):
         return answer
     if isinstance(answer, list) and answer and isinstance(answer[-1], dict):
@@ -123,7 +124,7 @@ def encode_prompt(tokenizer, prompt: Any) -> list[int]:
 
 
 def encode_answer(tokenizer, answer: Any) -> list[int]:
-    return tokenizer(_text(answer), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return tokenizer(answer_text(answer), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def _answers(row, kind: BatchKind) -> list:
@@ -195,7 +196,7 @@ def _number(row: dict, key: str, n: int) -> float:
 
 def _segments(tokenizer, row: dict, n: int, categories: tuple[str, ...], answer_len: int) -> list[tuple[int, int, float]]:
     """(token index in the answer, head, label) for each labelled segment end that survived truncation."""
-    text = _text(row["completion"])
+    text = answer_text(row["completion"])
     segs = row.get("segments")
     if segs is None:
         segs = segments_from_spans(text, row.get("spans") or [], categories)

@@ -199,6 +199,7 @@ def followup_rows(model, tok, store) -> list[dict]:
 
     from refeed.datasets import followups
     from refeed.rewards import flr_pairs
+    from refeed.store.trl import answer_text
     from refeed.tasks import oracle
 
     rows = followups(store).to_list()
@@ -213,7 +214,7 @@ def followup_rows(model, tok, store) -> list[dict]:
     for r in rows:
         key = repr(r["prompt"])
         groups[key][0].append(r["prompt"])
-        groups[key][1].append((r["completion"], r["source_ids"]))
+        groups[key][1].append((answer_text(r["completion"]), r["source_ids"]))  # builds are conversational
     prompts = [g[0][0] for g in groups.values()]
     answers = [list(dict.fromkeys(a for a, _ in g[1])) for g in groups.values()]
     ids = {(repr(g[0][0]), a): s for g in groups.values() for a, s in g[1]}

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from refeed.batch.collate import collate
-from refeed.batch.encode import encode_rows
+from refeed.batch.encode import answer_text, encode_rows
 from refeed.objectives import BatchKind, TokenScores, build
 
 
@@ -84,7 +84,7 @@ def score(
     for start in range(0, len(prompts), batch_size):
         part = range(start, min(start + batch_size, len(prompts)))
         rows = [{"prompt": prompts[i], "completion": completions[i], "principle": principles[i] if conditioned else None,
-                 "segments": _all_sentence_ends(completions[i], heads) if rm.dense else None} for i in part]
+                 "segments": _all_sentence_ends(answer_text(completions[i]), heads) if rm.dense else None} for i in part]
         batch = collate(encode_rows(rm.tokenizer, rows, kind, max_length, principle=conditioned), pad, heads)
         values, mask = rm.model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                 batch["completion_mask"].to(device))

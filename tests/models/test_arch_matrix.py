@@ -308,7 +308,7 @@ def test_serving_the_trained_model(arch, trained, tmp_path):
     model_dir = f"{trained(arch)['lora']['run_dir']}/model"
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     app = create_app(ServeSettings(store_url=url, model=model_dir, model_name=arch, local=True, max_tokens=8))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:  # a loopback Host: the DNS-rebinding guard refuses testserver
         resp = client.post(
             "/v1/chat/completions", json={"model": arch, "messages": CHAT, "max_tokens": 6, "seed": 1}
         )

@@ -36,8 +36,9 @@ def test_every_objective_has_a_recipe_that_loads():
         params = dict(_load(path).objective)  # model / data / train sections: unknown keys refused here
         assert params.pop("name", None) == name, f"{path}: objective.name must be {name!r}"
         assert build(name, params).name == name  # objective keys, checked against its Config by build()
-        header = path.read_text().split("\nobjective:")[0]
-        assert all(line.startswith("#") for line in header.splitlines()), path
+        lines = path.read_text().splitlines()
+        header = "\n".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))])
+        assert header, f"{path}: starts with a comment header"
         assert f"refeed train recipes/{name}.yaml" in header, f"{path}: the header gives the command"
 
 

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from refeed.store.trl import answer_text
+
 from refeed.tasks import get_task, oracle
 from refeed.tasks.diagnosis import PHRASES
 from refeed.types import Interaction
@@ -133,10 +135,10 @@ def test_every_kind_goes_through_the_sdk_and_out_of_the_builders(name, tmp_path)
     assert set(kinds) == set(oracle.KINDS) - {"thumbs"} | {"principle"}  # thumbs are stored as ratings
     assert ds.preference_pairs(store, sources=["preference"]).num_rows == 2
     groups = ds.ranked_groups(store).to_list()
-    assert len(groups) == 1 and groups[0]["completions"][0] == ex.answer and groups[0]["ranks"] == [1, 2, 3, 4]
+    assert len(groups) == 1 and answer_text(groups[0]["completions"][0]) == ex.answer and groups[0]["ranks"] == [1, 2, 3, 4]
     crit = ds.critique_triplets(store).to_list()
-    assert len(crit) == 3 and all(r["completion"] != ex.answer for r in crit)
-    assert {r["completion"] for r in ds.sft_rows(store).to_list()} == {ex.answer}  # edits and the top-rated answer
+    assert len(crit) == 3 and all(answer_text(r["completion"]) != ex.answer for r in crit)
+    assert {answer_text(r["completion"]) for r in ds.sft_rows(store).to_list()} == {ex.answer}  # edits and the top-rated answer
     spans = ds.span_labels(store).to_list()
     assert len(spans) == 3 and all(s["category"] == oracle.SPAN_CATEGORY for r in spans for s in r["spans"])
     assert {r["label"] for r in ds.followups(store).to_list()} == {"positive", "negative"}

@@ -105,7 +105,7 @@ def review_items(
     annotator: str | None = Query(None, max_length=200),
     mine: str | None = Query(None, max_length=200),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),  # the databases take 64-bit offsets; larger is a 422, not a 500
     who: Principal = require("admin"),
 ) -> dict:
     """One page of the review queue, oldest first, with progress: ``total`` answers in view, how many are
