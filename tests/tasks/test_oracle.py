@@ -9,7 +9,6 @@ import re
 import pytest
 
 from refeed.store.trl import answer_text
-
 from refeed.tasks import get_task, oracle
 from refeed.tasks.diagnosis import PHRASES
 from refeed.types import Interaction
