@@ -372,6 +372,8 @@ def test_review_queue_progress_filters_and_assignments(page, srv):
     expect(page.locator("#queue-status")).to_contain_text("0 of 3 labelled")
     (thumb,) = [r for r in _rows(srv, ids[0]) if r["kind"] == "rating"]
     assert (thumb["status"], thumb["author"]) == ("retracted", rev)
+    # The card re-renders once the retraction is stored; click the new button, not the one being replaced.
+    expect(page.locator("#queue .answer .thumb-up")).to_have_attribute("aria-pressed", "false")
     page.locator("#queue .answer .thumb-up").click()
     expect(page.locator("#queue-status")).to_contain_text("1 of 3 labelled")
     page.select_option("#f-labelled", "no")
