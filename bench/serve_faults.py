@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from refeed.store import Store  # noqa: E402
 from tests.api.conftest import Server, free_port, make_keys, start_server  # noqa: E402
-from tests.api.faults import crash_pg, keep_writing, restart_pg  # noqa: E402
+from tests.api.faults import crash_pg, keep_writing, kill_twice, restart_pg  # noqa: E402
 from tests.api.test_bad_bodies import _bad_bodies  # noqa: E402
 from tests.api.test_fuzz import credentials, hostile_requests, run_schemathesis  # noqa: E402
 
@@ -135,13 +134,7 @@ def server_crash(url: str) -> dict:
     server, port = _server(url)
     iid = Store(url).log([{"role": "user", "content": "q"}], "a")
     threads, acked, codes = _writers(server.base, server.feedback, iid, "kill")
-    proc = server.proc
-    for kill in (1, 2):
-        while len(acked) < 60 * kill and any(t.is_alive() for t in threads):
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc = start_server(None, url, port)
+    proc = kill_twice(server.proc, acked, threads, lambda: start_server(None, url, port))
     for t in threads:
         t.join(timeout=300)
     _stop(proc)

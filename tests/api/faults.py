@@ -37,6 +37,18 @@ def keep_writing(base: str, key: str, iid: str, tag: str, n: int, acked: dict, c
                 time.sleep(0.05)
 
 
+def kill_twice(proc, acked: dict, threads: list, restart):
+    """SIGKILL the server twice while the clients are mid-stream (after 60 and 120 acknowledged writes),
+    restarting it with ``restart()`` each time; returns the last server process."""
+    for kill in (1, 2):
+        while len(acked) < 60 * kill and any(t.is_alive() for t in threads):
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = restart()
+    return proc
+
+
 def crash_pg(pg) -> None:
     """SIGQUIT to the postmaster: PostgreSQL's immediate shutdown (``pg_ctl -m immediate``), a crash:
     no checkpoint, WAL recovery at the next start."""

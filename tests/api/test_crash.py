@@ -5,15 +5,13 @@ answered 200, replayed)."""
 
 from __future__ import annotations
 
-import signal
 import threading
-import time
 
 import pytest
 
 from refeed.store import Store
 from tests.api.conftest import free_port, make_keys, start_server
-from tests.api.faults import keep_writing
+from tests.api.faults import keep_writing, kill_twice
 from tests.conftest import fresh_pg_database
 
 CLIENTS, PER_CLIENT = 4, 60
@@ -36,12 +34,7 @@ def test_feedback_survives_sigkill(backend, request, tmp_path):
                for c in range(CLIENTS)]  # fmt: skip
     for t in threads:
         t.start()
-    for kill in range(1, 3):  # kill twice while all clients are mid-stream, restart on the same port
-        while len(acked) < 60 * kill and any(t.is_alive() for t in threads):
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc = start_server(None, url, port)
+    proc = kill_twice(proc, acked, threads, lambda: start_server(None, url, port))  # same port each time
     for t in threads:
         t.join(timeout=300)
     proc.terminate()
