@@ -48,5 +48,5 @@ def _backend(settings: ServeSettings):
     from refeed.api.backends import LocalBackend, UpstreamBackend
 
     if settings.model:
-        return LocalBackend(settings.model, settings.model_name, settings.max_queue)
+        return LocalBackend(settings.model, settings.model_name, settings.max_queue, settings.chat_template)
     return UpstreamBackend(settings.upstream, settings.upstream_api_key, settings.model_name)

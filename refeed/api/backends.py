@@ -92,11 +92,16 @@ def served_name(path: str) -> str:
 class LocalBackend:
     """Serves a model directory through ``from_pretrained`` and ``TransformersGenerator``."""
 
-    def __init__(self, path: str, name: str | None = None, queue_limit: int = 64):
+    def __init__(self, path: str, name: str | None = None, queue_limit: int = 64, chat_template: str = ""):
         from refeed.models import load
         from refeed.models.hf_generator import TransformersGenerator
 
-        model, tok = load(path)
+        model, tok = load(path, chat_template=chat_template)
+        if not getattr(tok, "chat_template", None):
+            raise ValueError(
+                f"the model at {path} has no chat template, so chat requests cannot be formatted: pass "
+                "--chat-template chatml (or another named template, or a Jinja file)"
+            )
         model.eval()
         self.name = name or served_name(path)
         self.gen = TransformersGenerator(model, tok, name=self.name)

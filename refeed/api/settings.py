@@ -14,6 +14,7 @@ class ServeSettings:
     )
     upstream_api_key: str | None = None
     model_name: str | None = None  # the id /v1/models reports; defaults to the directory or upstream model
+    chat_template: str = ""  # a named template (chatml, llama3, ...) or a Jinja file; empty: the tokenizer's own
     local: bool = False  # local mode: bound to 127.0.0.1, every request acts as admin of `project`, key or not
     project: str = "default"
     max_tokens: int = 256
@@ -29,5 +30,7 @@ class ServeSettings:
     def check(self) -> None:
         if bool(self.model) == bool(self.upstream):
             raise ValueError("serve needs exactly one of --model DIR (a local model) or --upstream URL")
+        if self.chat_template and not self.model:
+            raise ValueError("--chat-template formats prompts for a local --model; an upstream applies its own")
         if self.max_body_bytes < 1024 or self.max_json_depth < 8:
             raise ValueError("--max-body-bytes must be at least 1024 and the JSON depth limit at least 8")

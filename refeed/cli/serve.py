@@ -32,6 +32,8 @@ from refeed.cli._common import model_option
     "--init-admin-key", is_flag=True, help="create an admin key for --project if it has none, and print it once"
 )
 @click.option("--model-name", default=None, help="the model id /v1/models reports")
+@click.option("--chat-template", default="", help="a named template (chatml, llama3, ...) or a Jinja file, for a "
+              "model whose tokenizer has none (as model.chat_template= in train)")
 @click.option(
     "--token-secret",
     default=lambda: os.environ.get("REFEED_TOKEN_SECRET"),
@@ -67,6 +69,7 @@ def serve(
     local,
     init_admin_key,
     model_name,
+    chat_template,
     token_secret,
     max_tokens,
     max_queue,
@@ -91,6 +94,7 @@ def serve(
         upstream=upstream,
         upstream_api_key=upstream_api_key,
         model_name=model_name,
+        chat_template=chat_template,
         local=local,
         project=project,
         max_tokens=max_tokens,
@@ -113,7 +117,10 @@ def serve(
             f"no admin key exists for project '{project}': refeed has no default secret. Run once with "
             "--init-admin-key (or `refeed keys create --role admin`), or use --local for a 127.0.0.1-only server"
         )
-    app = create_app(settings, store=store)
+    try:
+        app = create_app(settings, store=store)
+    except (ValueError, OSError) as e:  # a model that cannot serve (no chat template, not a model directory)
+        raise click.UsageError(str(e)) from None
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

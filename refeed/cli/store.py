@@ -61,13 +61,38 @@ def _check_exists(url: str) -> None:
         parsed.get_dialect()
     except ArgumentError:
         raise click.ClickException(f"'{url}' is not a database URL (e.g. sqlite:///feedback.db)") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite":
+        _check_server_store(url)
+        return
+    if parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database).expanduser()
         if not path.is_file():
             raise click.ClickException(
                 f"no store at {url}: {path} does not exist (check --url or $REFEED_STORE_URL; "
                 "`refeed store import` and `refeed serve` create a store)"
             )
+
+
+def _check_server_store(url: str) -> None:
+    """A server database (PostgreSQL) that holds no refeed schema is refused, never migrated: a read
+    command pointed at the wrong database name must leave that database as it was."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            has_schema = inspect(conn).has_table("alembic_version")
+    except SQLAlchemyError as e:  # a database that is not there, a server that does not answer
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise click.ClickException(f"cannot open the store at {_shown(url)}: {reason}") from None
+    finally:
+        engine.dispose()
+    if not has_schema:
+        raise click.ClickException(
+            f"no store at {_shown(url)}: that database holds no refeed tables (check --url or $REFEED_STORE_URL; "
+            "`refeed store import` and `refeed serve` create a store)"
+        )
 
 
 def _guard(fn, *args, **kw):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from refeed.cli import main
@@ -130,3 +131,22 @@ def test_build_output_imports_back_as_trl_and_a_wrong_format_names_the_right_one
         assert got == want
     res = run(main, ["store", "import", str(tmp_path / "pairs.parquet"), "--url", second])  # --format refeed
     assert res.exit_code == 1 and "looks like --format trl, not refeed" in res.output, res.output
+
+
+@pytest.mark.postgres
+def test_read_commands_never_migrate_a_postgres_database_that_is_not_a_store(pg_server_url, tmp_path):
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import fresh_pg_database
+
+    empty = fresh_pg_database(pg_server_url)  # a real database, but not a refeed store (a mistyped name on the server)
+    missing = make_url(empty).set(database="feedbak_typo").render_as_string(hide_password=False)
+    for url, says in ((empty, "holds no refeed tables"), (missing, "does not exist")):
+        for args in (["store", "stats"], ["build", "pairs", "--out", str(tmp_path / "p.jsonl")]):
+            res = CliRunner().invoke(main, [*args, "--url", url])
+            assert res.exit_code == 1 and says in res.output, res.output
+    engine = create_engine(empty)
+    assert inspect(engine).get_table_names() == []  # nothing was created in it
+    engine.dispose()
+    assert not (tmp_path / "p.jsonl").exists()

@@ -333,3 +333,20 @@ def test_score_head_bradley_terry(arch, base_dirs, data_file, tmp_path):
     ids = tok("It is 5.", return_tensors="pt", add_special_tokens=False)["input_ids"]
     values, _ = rm(ids, torch.ones_like(ids), torch.ones_like(ids, dtype=torch.bool))
     assert values.shape == (1, ids.shape[1], 1) and torch.isfinite(values).all()
+
+
+def test_serving_a_base_model_needs_a_chat_template_and_takes_the_option(base_dirs, tmp_path):
+    """``refeed serve --model BASE --chat-template chatml``: a model without a template is refused at start,
+    naming the option; with it, chat requests are formatted by the named template and served."""
+    from fastapi.testclient import TestClient
+
+    from refeed.api import ServeSettings, create_app
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    with pytest.raises(ValueError, match="no chat template.*--chat-template chatml"):
+        create_app(ServeSettings(store_url=url, model=base_dirs["gpt2"], local=True))
+    app = create_app(ServeSettings(store_url=url, model=base_dirs["gpt2"], local=True, chat_template="chatml"))
+    assert app.state.backend.gen.tok.chat_template == TEMPLATES["chatml"]
+    with TestClient(app, base_url="http://localhost") as client:
+        resp = client.post("/v1/chat/completions", json={"messages": CHAT[1:2], "max_tokens": 4, "seed": 1})
+    assert resp.status_code == 200, resp.text
