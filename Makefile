@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/refeed demo
 
 test: install
-	bash scripts/test-services.sh $(BIN)/python -m pytest -q
+	bash scripts/test-services.sh $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not postgres and not browser"
