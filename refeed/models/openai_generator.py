@@ -100,7 +100,7 @@ class OpenAIClient:
         keys = [self.key(b) for b in bodies] if self.cache is not None else [str(i) for i in range(len(bodies))]
         todo = {k: b for k, b in zip(keys, bodies, strict=True) if self.cache is None or k not in self.cache}
         with self._lock:
-            self.stats["cache_hits"] += len(bodies) - sum(1 for k in keys if k in todo)
+            self.stats["cache_hits"] += len(bodies) - len(todo)  # answered without a request of their own
         if todo:
             sem = asyncio.Semaphore(self.max_concurrency)
             async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as http:

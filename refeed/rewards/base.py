@@ -46,7 +46,8 @@ def name_of(fn: Reward) -> str:
 
 
 def is_async(fn: Reward) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def renamed(fn: Reward, name: str) -> Reward:

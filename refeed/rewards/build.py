@@ -31,7 +31,8 @@ KEYS: dict[str, set[str]] = {
     "verifier": {"task", "task_args", "partial"},
     "reward_model": {"path", "device", "dtype", "batch_size", "max_length", "principle"},
     "judge": {"base_url", "model", "rubric", "principle", "mode", "scale", "api_key_env", "temperature", "max_tokens",
-              "on_unparsable", "cache", "max_concurrency", "max_retries", "backoff", "timeout", "params"},
+              "on_unparsable", "cache", "max_concurrency", "max_retries", "backoff", "timeout", "params", "template",
+              "system"},
     "overlong": {"max_length", "cache"},
     "composite": {"parts"},
 }

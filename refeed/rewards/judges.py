@@ -85,6 +85,8 @@ class JudgeConfig:
     backoff: float = 0.5
     timeout: float = 60.0
     params: dict[str, Any] = field(default_factory=dict)  # extra request fields (e.g. logit_bias, seed)
+    template: str | None = None  # the user message; fields {criterion} {prompt} and {answer} {lo} {hi} or {answers} {k}
+    system: str = SYSTEM  # the system message ("" for none)
 
     def __post_init__(self) -> None:
         if (self.rubric is None) == (self.principle is None):
@@ -144,9 +146,9 @@ class Judge:
         self.stats.setdefault("unparsable", 0)
 
     def _body(self, content: str) -> dict:
+        system = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
         return {"model": self.cfg.model, "temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens,
-                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
-                **self.cfg.params}
+                "messages": [*system, {"role": "user", "content": content}], **self.cfg.params}
 
     def _unparsable(self, reply: str, what: str) -> None:
         self.stats["unparsable"] += 1
@@ -155,8 +157,9 @@ class Judge:
 
     async def pointwise(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[float | None]:
         lo, hi = self.cfg.scale
-        bodies = [self._body(POINTWISE.format(criterion=self.cfg.criterion, prompt=render_chat(p), answer=text_of(c),
-                                              lo=_num(lo), hi=_num(hi)))
+        template = self.cfg.template or POINTWISE
+        bodies = [self._body(template.format(criterion=self.cfg.criterion, prompt=render_chat(p), answer=text_of(c),
+                                             lo=_num(lo), hi=_num(hi)))
                   for p, c in zip(prompts, completions, strict=True)]
         out = []
         for resp in await self.client.chat_many(bodies):
@@ -179,15 +182,17 @@ class Judge:
             shown = list(range(len(members)))  # shown[j] = which member is presented as answer j + 1
             random.Random(hashlib.sha256("\x00".join(texts).encode()).hexdigest()).shuffle(shown)
             answers = "\n\n".join(f"[Answer {j + 1}]\n{texts[m]}" for j, m in enumerate(shown))
-            bodies.append(self._body(GROUP.format(criterion=self.cfg.criterion, prompt=render_chat(prompts[members[0]]),
-                                                  answers=answers, k=len(members))))
+            content = (self.cfg.template or GROUP).format(criterion=self.cfg.criterion, answers=answers, k=len(members),
+                                                          prompt=render_chat(prompts[members[0]]))
+            bodies.append(self._body(content))
             jobs.append((members, shown))
         out: list[float | None] = [None] * len(prompts)
         for (members, shown), resp in zip(jobs, await self.client.chat_many(bodies), strict=True):
             reply = _content(resp)
             order = parse_ranking(reply, len(members))
             if order is None:
-                self._unparsable(reply, f"ranking of answers 1..{len(members)} (expected a last line 'Ranking: 2 > 1 > ...')")
+                self._unparsable(reply, f"ranking of answers 1..{len(members)} "
+                                        f"(expected a last line 'Ranking: 2 > 1 > ...')")
                 continue
             for j, s in enumerate(rank_scores(order)):
                 out[members[shown[j]]] = s
