@@ -56,5 +56,5 @@ def reward_model_reward(path: str | Path, *, device: str = "cpu", dtype: str = "
         return [t.tolist() for t in _score(prompts, completions, dense=True)]
 
     fn.__name__ = fn.__qualname__ = name
-    fn.per_token, fn.model = per_token, model
+    fn.per_token, fn.model, fn.loaded = per_token, model, lambda: "rm" in state
     return fn

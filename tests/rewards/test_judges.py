@@ -216,3 +216,22 @@ def test_the_judge_spec_builds_an_async_reward(endpoint, monkeypatch):
     monkeypatch.delenv("JUDGE_KEY")
     with pytest.raises(ValueError, match=r"read from \$JUDGE_KEY, which is not set"):
         build_rewards([{"name": "judge", "base_url": e.url, "model": "judge", "rubric": "x", "api_key_env": "JUDGE_KEY"}])
+
+
+def test_built_rewards_score_a_group_in_the_online_loop(endpoint):
+    from refeed.train.online import score_group
+    from refeed.types import FinishReason, Rollout
+
+    e = endpoint(ok(lambda b: "Score: 10" if answer_of(b) == "5" else "Score: 1"))
+    fns, weights = build_rewards([
+        {"name": "verifier"},
+        {"name": "judge", "base_url": e.url, "model": "judge", "rubric": "Correct.", "weight": 0.5},
+        {"name": "overlong", "max_length": 4, "cache": 2},
+    ], task="arithmetic")
+    row = {"prompt": [{"role": "user", "content": "What is 2+3?"}], "answer": "5"}
+    rollouts = [Rollout(messages=row["prompt"], prompt_ids=[1], completion_ids=[7] * n, logprobs=[-1.0] * n,
+                        completion=text, finish_reason=FinishReason.STOP, model="m")
+                for text, n in (("5", 2), ("7", 3), ("5", 4))]
+    totals, signals = score_group(fns, weights, row, rollouts, 0)
+    assert signals == {"verifier": [1.0, 0.0, 1.0], "judge": [1.0, 0.0, 1.0], "overlong": [0.0, -0.5, -1.0]}
+    assert totals == [1.5, -0.5, 0.5]
