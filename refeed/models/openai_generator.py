@@ -151,7 +151,11 @@ class OpenAIClient:
                     wait = None
                 else:
                     if r.status_code == 200:
-                        return r.json()
+                        try:
+                            return r.json()
+                        except ValueError:
+                            raise EndpointError(f"{self.url} answered 200 with a body that is not JSON: "
+                                                f"{r.text[:200]!r}", 200) from None
                     if not (r.status_code in RETRY_STATUS or r.status_code >= 500) or last:
                         tries = f" after {attempt + 1} attempts" if attempt else ""
                         raise EndpointError(f"{self.url} answered {r.status_code}{tries}: {r.text[:500]}", r.status_code)
