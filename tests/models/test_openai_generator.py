@@ -3,8 +3,9 @@ module): with ``return_token_ids`` the endpoint's rollouts are exactly the local
 the same seed (ids, sampling log-probs, finish reasons); without, rollouts keep the text and are flagged
 ``token_ids_exact=False``; the judge's request is logged by the server, its reply parsed (a digit forced by
 ``logit_bias``) or counted unparsable, and a repeat comes from the cache with no request (the store logs none);
-a request the server refuses is an error, not retried. Also: importing refeed loads no vllm, and the vLLM
-backend without vllm says what is missing."""
+a request the server refuses is an error, not retried. Also: choices in vLLM's ``token_id:N`` spelling parse
+as exact, text-only ones are flagged; importing refeed loads no vllm, and the vLLM backend without vllm says
+what is missing."""
 
 from __future__ import annotations
 
@@ -123,3 +124,20 @@ def _installed(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_choices_in_vllms_token_id_spelling_are_exact_and_text_only_ones_are_flagged():
+    from refeed.models.openai_generator import parse_choice
+
+    spelled = {"index": 0, "message": {"content": "hi"}, "finish_reason": "length", "logprobs": {"content": [
+        {"token": "token_id:17", "logprob": -0.5, "top_logprobs": [{"token": "token_id:17", "logprob": -0.5},
+                                                                  {"token": "token_id:3", "logprob": -1.5}]},
+        {"token": "token_id:4", "logprob": -0.25, "top_logprobs": [{"token": "token_id:9", "logprob": -0.1}]}]}}
+    p = parse_choice(spelled, [1, 2])
+    assert p["token_ids_exact"] and p["completion_ids"] == [17, 4] and p["logprobs"] == [-0.5, -0.25]
+    assert p["top_logprobs"] == [{17: -0.5, 3: -1.5}, {9: -0.1}] and p["finish_reason"] is FinishReason.LENGTH
+    text_only = {"index": 0, "message": {"content": "hi"}, "finish_reason": "stop",
+                 "logprobs": {"content": [{"token": "h", "logprob": -0.5}, {"token": "i", "logprob": -0.1}]}}
+    q = parse_choice(text_only, None)
+    assert not q["token_ids_exact"] and q["completion_ids"] == [] == q["logprobs"] and q["completion"] == "hi"
+    assert not parse_choice({**spelled, "token_ids": [17]}, [1])["token_ids_exact"]  # ids and log-probs disagree
