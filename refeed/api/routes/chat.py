@@ -5,7 +5,8 @@ hash) with its tokens as sampled (``refeed.store.tokens``), before the response 
 back in the body (``refeed.interaction_id``, the first; ``refeed.interaction_ids``, all; and
 ``choices[k].refeed``) and in the ``X-Refeed-Interaction-Id`` header (comma-separated when n > 1),
 so the app can attach feedback. Through the openai SDK they read as
-``response.model_extra["refeed"]["interaction_id"]``.
+``response.model_extra["refeed"]["interaction_id"]``. With vLLM's ``return_token_ids: true`` a
+non-streamed response also carries the sampled ids (``choices[k].token_ids``, ``prompt_token_ids``).
 
 A stream the client stops reading is still logged: the generation is stopped, and what was
 generated is logged with finish reason ``aborted``, so feedback on the ids it already received works.
@@ -150,6 +151,7 @@ def _refeed(request: Request, who: Principal, ids: list[str]) -> dict:
 
 def _completion(request, who: Principal, req: ChatRequest, ids, created, model, served, extra) -> dict:
     backend = request.app.state.backend
+    token_ids = bool((req.model_extra or {}).get("return_token_ids"))  # vLLM's extension: the ids as sampled
     choices = []
     for k, (r, iid) in enumerate(zip(served.rollouts, ids, strict=True)):
         c = {"index": k, "message": {"role": "assistant", "content": r.completion},
@@ -157,8 +159,14 @@ def _completion(request, who: Principal, req: ChatRequest, ids, created, model, 
         if req.logprobs:
             c["logprobs"] = (backend.choice_logprobs(r, req.top_logprobs) if r.token_ids_exact
                              and hasattr(backend, "choice_logprobs") else served.logprobs[k])
+        if token_ids:
+            c["token_ids"] = list(r.completion_ids) if r.token_ids_exact else None
         if len(ids) > 1:
             c["refeed"] = _token(request, who, iid)
         choices.append(c)
-    return {"id": f"chatcmpl-{ids[0]}", "object": "chat.completion", "created": created, "model": model,
-            "choices": choices, "usage": served.usage or None, "refeed": extra}
+    out = {"id": f"chatcmpl-{ids[0]}", "object": "chat.completion", "created": created, "model": model,
+           "choices": choices, "usage": served.usage or None, "refeed": extra}
+    if token_ids:
+        first = served.rollouts[0]
+        out["prompt_token_ids"] = list(first.prompt_ids) if first.token_ids_exact else None
+    return out
