@@ -23,8 +23,9 @@ from pathlib import Path
 from refeed.config import to_dict
 from refeed.models.tiny import TinyConfig
 
-# Each task's levels when none are given: arithmetic's 1-2 digit operands, reverse's 3-6 letter words.
-DEFAULT_LEVELS = {"arithmetic": (1, 2), "reverse": (3, 4, 5, 6)}
+# Each task's levels when none are given: arithmetic's 1-2 digit operands, reverse's 3-6 letter words,
+# sort's 4-7 letter words.
+DEFAULT_LEVELS = {"arithmetic": (1, 2), "reverse": (3, 4, 5, 6), "sort": (4, 5, 6, 7)}
 
 
 @dataclass(frozen=True)
