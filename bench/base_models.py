@@ -53,17 +53,24 @@ def _ci(before: list[float], after: list[float]) -> dict:
 
 def measure(base: str, task_name: str, n: int, temperature: float, seed: int, out_root: str) -> dict:
     from refeed.models import load
-    from refeed.models.generate import sample
 
     cfg = PretrainConfig(preset=base, task=TaskConfig(name=task_name), out_root=out_root)
     t0 = time.perf_counter()
     res = pretrain(cfg)
     model, tok = load(res.model_dir)
     model.eval()
-    task = cfg.task.build()
-    exs = heldout(cfg, n)
+    out = starting_points(model, tok, cfg.task.build(), heldout(cfg, n), temperature, seed)
+    return {"base": base, "model_dir": str(res.model_dir), "cached": res.cached, "pretrain_seconds": res.seconds,
+            **out, "seconds": time.perf_counter() - t0}
+
+
+def starting_points(model, tok, task, exs: list, temperature: float, seed: int) -> dict:
+    """Every measure of the module docstring for one model on ``exs``."""
+    from refeed.models.generate import sample
+
+    room = max(len(e.answer) for e in exs) + 3  # the answer, a rule's mark, EOS and a spare token
     gen = lambda prompts, temp, s=seed: [o[0] for o in sample(  # noqa: E731
-        model, tok, prompts, temperature=temp, max_new_tokens=12, seed=s, batch_size=100)]
+        model, tok, prompts, temperature=temp, max_new_tokens=room, seed=s, batch_size=100)]
     first = gen([list(e.messages) for e in exs], 0.0)
     ok0 = [float(task.verify(e, a).correct) for e, a in zip(exs, first, strict=True)]
     levels = sorted({e.difficulty for e in exs})
@@ -87,11 +94,17 @@ def measure(base: str, task_name: str, n: int, temperature: float, seed: int, ou
     # Friction: TURNS answers with a critique after each wrong one, vs any of TURNS independent answers.
     history = {i: [*exs[i].messages] for i in range(len(exs))}
     last, solved, curve = list(first), list(ok0), [sum(ok0) / len(exs)]
+    ctx = model.config.max_position_embeddings - room
+    fits = lambda msgs: len(tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),  # noqa: E731
+                                add_special_tokens=False)["input_ids"]) <= ctx
+    over = [0] * TURNS  # prompts whose history no longer fits the context: they stay unsolved
     for turn in range(1, TURNS):
         todo = [i for i, s in enumerate(solved) if not s]
         for i in todo:
             history[i] += [{"role": "assistant", "content": last[i]},
                            {"role": "user", "content": oracle.critique(task, exs[i], last[i])}]
+        over[turn] = sum(not fits(history[i]) for i in todo)
+        todo = [i for i in todo if fits(history[i])]
         for i, a in zip(todo, gen([history[i] for i in todo], temperature, seed + turn), strict=True):
             last[i], solved[i] = a, float(task.verify(exs[i], a).correct)
         curve.append(sum(solved) / len(exs))
@@ -107,20 +120,19 @@ def measure(base: str, task_name: str, n: int, temperature: float, seed: int, ou
     out = [i for i, e in enumerate(exs) if not rule.in_scope(e)]
     follows = lambda texts, ids: [float(rule.follows(texts[i])) for i in ids]  # noqa: E731
     return {
-        "base": base, "task": task.name, "model_dir": str(res.model_dir), "cached": res.cached,
-        "pretrain_seconds": res.seconds, "n": len(exs), "temperature": temperature,
+        "task": task.name, "n": len(exs), "temperature": temperature,
         "accuracy": sum(ok0) / len(exs), "accuracy_by_difficulty": by_level,
         "n_by_difficulty": {d: sum(e.difficulty == d for e in exs) for d in levels},
         "uptake": {"first": sum(ok0) / len(exs), "after_critique": sum(crit) / len(exs),
                    "after_try_again": sum(retry) / len(exs), "critique_minus_try_again": _ci(retry, crit)},
         "friction": {"cumulative_accuracy": curve, "any_correct_target": sum(any_ok) / len(exs),
+                     "over_context_by_turn": over,
                      "friction": _ci(solved, any_ok)},
         "rules": {"rule": rule.text, "n_in_scope": len(inside), "n_out_of_scope": len(out),
                   "adherence_in_scope": sum(follows(ruled, inside)) / max(1, len(inside)),
                   "form_out_of_scope_without_rule": sum(follows(first, out)) / max(1, len(out)),
                   "change_out_of_scope": _ci(follows(first, out), follows(ruled, out)),
                   "accuracy_with_rule": sum(task.verify(e, a).correct for e, a in zip(exs, ruled, strict=True)) / len(exs)},
-        "seconds": time.perf_counter() - t0,
     }
 
 
