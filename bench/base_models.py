@@ -141,7 +141,7 @@ def table(results: list[dict]) -> str:
     ci = lambda d: f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"  # noqa: E731
     lines = ["| base | task | n | TEST acc | by difficulty | after critique | after try again | critique − try again "
              "(95% CI) | 5-turn acc | any-correct target | friction (95% CI) | rule in scope | out-of-scope change "
-             "(95% CI) |", "|" + "---|" * 14]
+             "(95% CI) |", "|" + "---|" * 13]
     for r in results:
         lv = ", ".join(f"{d}: {f(a)}" for d, a in r["accuracy_by_difficulty"].items())
         u, fr, ru = r["uptake"], r["friction"], r["rules"]

@@ -3,7 +3,7 @@
 import pytest
 
 from refeed.models.small import SMALL_SHAPE, build_small_tokenizer, learn_words, write_small_model
-from refeed.models.tiny import IM_END, tiny_llama_config
+from refeed.models.tiny import IM_END
 
 TEXTS = ["Sort the letters: qdmat", "Letters 3-4 are out of order.", "What is 12+34?", "The tens digit is wrong."] * 20
 
@@ -45,10 +45,10 @@ def test_chat_template_renders_a_system_message_and_several_turns(tok):
 def test_small_shape_has_3_to_5m_parameters_and_the_tokenizer_loads_back(tmp_path, tok):
     from transformers import AutoTokenizer
 
-    cfg = tiny_llama_config(tok, SMALL_SHAPE)
+    cfg = SMALL_SHAPE  # the LlamaConfig that tiny_llama_config builds from it (counted by the slow test below)
     h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     kv = h * cfg.num_key_value_heads // cfg.num_attention_heads
-    params = n * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h) + cfg.vocab_size * h + h  # tied embeddings
+    params = n * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h) + len(tok) * h + h  # tied embeddings
     assert 3e6 <= params <= 5e6 and cfg.max_position_embeddings == 1024
     tok.save_pretrained(tmp_path / "tok")
     back = AutoTokenizer.from_pretrained(tmp_path / "tok")
