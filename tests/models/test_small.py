@@ -2,7 +2,7 @@
 
 import pytest
 
-from refeed.models.small import SMALL_SHAPE, build_small_tokenizer, learn_words, write_small_model
+from refeed.models.small import SMALL_SHAPE, build_small_tokenizer, learn_words
 from refeed.models.tiny import IM_END
 
 TEXTS = ["Sort the letters: qdmat", "Letters 3-4 are out of order.", "What is 12+34?", "The tens digit is wrong."] * 20
@@ -55,11 +55,3 @@ def test_small_shape_has_3_to_5m_parameters_and_the_tokenizer_loads_back(tmp_pat
     s = "Sort the letters: xkcd"
     assert back(s)["input_ids"] == tok(s)["input_ids"] and back.eos_token == IM_END
     assert back.chat_template == tok.chat_template
-
-
-@pytest.mark.slow
-def test_small_model_loads_back_through_from_pretrained(tmp_path):
-    from refeed.models import load
-
-    model, tok = load(write_small_model(tmp_path / "small", TEXTS))
-    assert model.config.vocab_size == len(tok) and 3e6 <= sum(p.numel() for p in model.parameters()) <= 5e6

@@ -64,3 +64,29 @@ def test_tiny_with_one_turn_fits_its_context_and_a_small_episode_fits_1024():
     task, texts = check_config(small)
     n = episode_tokens(small, task, build_small_tokenizer(texts))
     assert 100 < n < 400  # 5 answers with 4 critiques and a system rule, at ~1 token per word
+
+
+@pytest.mark.slow
+def test_a_few_step_small_pretrain_records_its_prior_and_is_reused(tmp_path):
+    import json
+
+    from refeed.models import load as load_model
+    from refeed.pipelines.pretrain import pretrain
+
+    cfg = load(PretrainConfig, None, [
+        "preset=small", "task.name=sort", "task.train_size=200", "task.dev_size=10", "task.test_size=10",
+        "max_steps=2", "eval_every=2", "dev_prompts=4", "batch_size=4", "prior.steps=2", "prior.rows=16",
+        f"out_root={tmp_path}"])
+    first = pretrain(cfg)
+    assert not first.cached and first.steps == 4  # 2 steps of demonstrations, 2 of the prior
+    prior = json.loads((first.model_dir / "prior.json").read_text())
+    assert prior["steps"] == 2 and prior["critique_success"] == cfg.prior.critique_success
+    assert prior["first_success_used"] == prior["dev_accuracy_before_prior"]  # the base's own rate
+    meta = json.loads((first.model_dir.parent / "pretrain.json").read_text())
+    assert meta["preset"] == "small" and meta["cpu_seconds"] > 0 and meta["prior"] == prior
+    again = pretrain(cfg)
+    assert again.cached and again.model_dir == first.model_dir
+    model, tok = load_model(first.model_dir)
+    assert 3e6 <= sum(p.numel() for p in model.parameters()) <= 5e6  # write_small_model's shape, loaded back
+    assert model.config.max_position_embeddings == 1024 and tok.apply_chat_template(
+        [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}], tokenize=False).count("<|im_start|>") == 2
