@@ -51,10 +51,13 @@ def _ci(before: list[float], after: list[float]) -> dict:
     return {"value": (sum(after) - sum(before)) / m, "ci": [lo, hi], "n": m}
 
 
-def measure(base: str, task_name: str, n: int, temperature: float, seed: int, out_root: str) -> dict:
+def measure(base: str, task_name: str, n: int, temperature: float, seed: int, out_root: str,
+            overrides: tuple[str, ...] = ()) -> dict:
+    from refeed.config import load as load_config
     from refeed.models import load
 
-    cfg = PretrainConfig(preset=base, task=TaskConfig(name=task_name), out_root=out_root)
+    cfg = load_config(PretrainConfig, None, [f"preset={base}", f"task.name={task_name}", f"out_root={out_root}",
+                                             *overrides])
     t0 = time.perf_counter()
     res = pretrain(cfg)
     model, tok = load(res.model_dir)
@@ -161,11 +164,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-root", default="runs", help="where the pretrained bases are cached")
     ap.add_argument("--out", default="bench/results/base_models.json")
+    ap.add_argument("--set", nargs="*", default=[], metavar="BASE:KEY=VALUE",
+                    help="a pretrain override for one base, e.g. tiny:task.test_size=1200")
     args = ap.parse_args()
     results = []
     for base in args.bases:
         for task in args.tasks:
-            r = measure(base, task, args.prompts, args.temperature, args.seed, args.out_root)
+            mine = tuple(o.split(":", 1)[1] for o in args.set if o.split(":", 1)[0] == base)
+            r = measure(base, task, args.prompts, args.temperature, args.seed, args.out_root, mine)
             results.append(r)
             print(json.dumps({k: r[k] for k in ("base", "task", "accuracy", "uptake", "seconds")}), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

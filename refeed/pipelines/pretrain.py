@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -126,7 +127,7 @@ def episode_tokens(cfg: PretrainConfig, task, tok) -> int:
     with it, ``FEEDBACK_TURNS`` answers each followed by a critique (the friction protocol's 5 turns)."""
     from refeed.pipelines.prior import corrupt, episode
 
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     exs = sorted(task.examples("train")[:200], key=lambda e: -len(e.messages[-1]["content"]) - len(e.answer))[:5]
     turns = max(FEEDBACK_TURNS, cfg.prior.max_turns + 1) - 1 if cfg.prior.steps else 0
     longest = 0
@@ -144,7 +145,7 @@ def episode_tokens(cfg: PretrainConfig, task, tok) -> int:
 
 
 def check_config(cfg: PretrainConfig):
-    """The task and the tokenizer, after refusing in one line what cannot work (before any training)."""
+    """The task and the tokenizer's training text, after refusing in one line what cannot work (before any training)."""
     from refeed.pipelines.prior import tokenizer_corpus
 
     if not 0 < cfg.target_accuracy <= 1:
@@ -169,10 +170,10 @@ def check_config(cfg: PretrainConfig):
 
 
 def _tokenizer_tasks(cfg: PretrainConfig) -> list:
-    """Every built-in task at its default levels (so one tokenizer serves all of them), on cfg's seed."""
+    """Every built-in task at its default levels, seed 0: one tokenizer serves every task and seed."""
     from refeed.tasks import TASKS, SplitSizes, get_task
 
-    return [get_task(n, levels=DEFAULT_LEVELS[n], seed=cfg.seed, sizes=SplitSizes(400, 10, 10)) for n in sorted(TASKS)]
+    return [get_task(n, levels=DEFAULT_LEVELS[n], seed=0, sizes=SplitSizes(400, 10, 10)) for n in sorted(TASKS)]
 
 
 def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | None = None) -> PretrainResult:
