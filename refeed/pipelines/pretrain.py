@@ -201,13 +201,14 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
     rows = [{"prompt": list(e.messages), "completion": e.answer} for e in task.examples("train")]
     dev = task.examples("dev")[: cfg.dev_prompts or None]
     state = {"acc": 0.0}
+    room = 8 if cfg.preset == "tiny" else 12  # tiny's value from before presets: the same evals, the same stop
 
     def check(step: int, total: int, record: dict) -> bool:
         if on_step:
             on_step(step, total, {**record, "dev_accuracy": state["acc"]})
         if step % cfg.eval_every:
             return False
-        state["acc"] = evaluate(model, tok, task, examples=dev, max_new_tokens=12).accuracy
+        state["acc"] = evaluate(model, tok, task, examples=dev, max_new_tokens=room).accuracy
         model.train()
         return state["acc"] >= cfg.target_accuracy
 
@@ -230,7 +231,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
         res = train(model, tok, mix, build("sft"), pcfg,
                     progress=lambda s, t, r: on_step(steps + s, steps + t, r) if on_step else None)
         steps += res.steps
-        state["acc"] = evaluate(model, tok, task, examples=dev, max_new_tokens=12).accuracy
+        state["acc"] = evaluate(model, tok, task, examples=dev, max_new_tokens=room).accuracy
         prior_meta = {**to_dict(cfg.prior), "first_success_used": own, "dev_accuracy_before_prior": own,
                       "dev_accuracy_after_prior": state["acc"], "rows": len(mix)}
     # Write under a private name, then rename: two processes pretraining the same config at once
