@@ -141,6 +141,7 @@ class Verdict:
     expected: str
     extracted: str | None  # the answer the verifier read from the completion, None if none was found
     score: float = 0.0  # 1.0 when correct; partial credit where the task defines it
+    where: tuple[int, int] | None = None  # (start, end) of the first wrong characters, where the task says
 
 
 @dataclass(frozen=True)

@@ -64,14 +64,16 @@ def demo(overrides: tuple[str, ...], config_path: str | None, as_json: bool, see
 @click.argument("overrides", nargs=-1)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file with PretrainConfig fields.")
 def pretrain(overrides: tuple[str, ...], config_path: str | None) -> None:
-    """Train the built-in tiny model by SFT until it is imperfect on purpose; cached on disk.
+    """Train a built-in base model by SFT until it is imperfect on purpose; cached on disk.
 
     Stops when DEV accuracy reaches target_accuracy, so there is room to improve from feedback.
-    Prints the model directory, which loads with from_pretrained.
+    preset=small builds the 3.5M-parameter base (1,024 positions) and mid-trains it with the
+    feedback prior (dials prior.*). Prints the model directory, which loads with from_pretrained.
 
     \b
     Example:
         refeed pretrain task.name=reverse target_accuracy=0.4
+        refeed pretrain preset=small task.name=sort
     """
     from refeed.pipelines.pretrain import PretrainConfig
     from refeed.pipelines.pretrain import pretrain as run

@@ -12,11 +12,13 @@ from typing import Any
 from refeed.tasks.arithmetic import Arithmetic
 from refeed.tasks.base import Split, SplitSizes, Task
 from refeed.tasks.reverse import Reverse
+from refeed.tasks.sort import Sort
 
-TASKS: dict[str, type] = {"arithmetic": Arithmetic, "reverse": Reverse}
+TASKS: dict[str, type] = {"arithmetic": Arithmetic, "reverse": Reverse, "sort": Sort}
 # What each task's prompts look like, so a dataset can be recognised as (not) being a built-in task's.
 PROMPTS: dict[str, re.Pattern] = {"arithmetic": re.compile(r"What is -?\d+[+-]\d+\?"),
-                                  "reverse": re.compile(r"Reverse the word: [a-z]+")}
+                                  "reverse": re.compile(r"Reverse the word: [a-z]+"),
+                                  "sort": re.compile(r"Sort the letters: [a-z]+")}
 
 
 def task_of(prompt: Any) -> str | None:
@@ -36,4 +38,4 @@ def get_task(name: str, **kwargs: Any) -> Task:
     return TASKS[name](**kwargs)
 
 
-__all__ = ["PROMPTS", "TASKS", "task_of", "Arithmetic", "Reverse", "Split", "SplitSizes", "Task", "get_task"]
+__all__ = ["PROMPTS", "TASKS", "task_of", "Arithmetic", "Reverse", "Sort", "Split", "SplitSizes", "Task", "get_task"]

@@ -51,7 +51,7 @@ class Arithmetic:
     @cached_property
     def _splits(self) -> dict[Split, list[Example]]:
         cands = {(a, b, op): d for a, b, op, d in self._candidates()}
-        keyed = disjoint_splits(list(cands), self.sizes, self.seed)
+        keyed = disjoint_splits(list(cands), self.sizes, self.seed, what=f"arithmetic (levels {list(self.levels)})")
         return {s: [self._example(a, b, op, cands[(a, b, op)]) for a, b, op in keys] for s, keys in keyed.items()}
 
     def _example(self, a: int, b: int, op: str, d: int) -> Example:
@@ -72,7 +72,9 @@ class Arithmetic:
         m = _INT.search(completion)
         got = m.group(0) if m else None
         ok = got is not None and int(got) == int(example.answer)
-        return Verdict(correct=ok, expected=example.answer, extracted=got, score=float(ok))
+        wrong = () if ok else self.diagnose(example, completion).wrong
+        return Verdict(correct=ok, expected=example.answer, extracted=got, score=float(ok),
+                       where=wrong[0] if wrong else None)
 
     def diagnose(self, example: Example, completion: str) -> Diagnosis:
         """Which digits of the answer are wrong (aligned from the units), its sign and length, as a

@@ -36,12 +36,14 @@ class Task(Protocol):
         ...
 
 
-def disjoint_splits(keys: list, sizes: SplitSizes, seed: int) -> dict[Split, list]:
+def disjoint_splits(keys: list, sizes: SplitSizes, seed: int, what: str = "the task") -> dict[Split, list]:
     """Shuffle unique ``keys`` with ``seed`` and cut them into train / dev / test with no overlap."""
     keys = list(dict.fromkeys(keys))  # unique, order kept before the shuffle
     need = sizes.train + sizes.dev + sizes.test
     if len(keys) < need:
-        raise ValueError(f"the task has {len(keys)} distinct prompts, fewer than the {need} the splits ask for")
+        raise ValueError(f"{what} has {len(keys)} distinct prompts, fewer than the {need} the splits ask for "
+                         f"(train {sizes.train} + dev {sizes.dev} + test {sizes.test}); lower the sizes or add "
+                         "harder levels")
     random.Random(seed).shuffle(keys)
     return {
         Split.TEST: keys[: sizes.test],

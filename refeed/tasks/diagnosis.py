@@ -23,6 +23,9 @@ PHRASES = {
     "length": "The answer has {got} letters; it needs {need}.",
     "swapped": "Letters {a}-{b} are in the wrong order.",
     "letters": "{letters_word} {letters} {verb} wrong.",
+    "out_of_order": "Letters {a}-{b} are out of order.",
+    "more_out_of_order": "Later letters are out of order too.",
+    "not_in_word": "{letters_word} {letters} {verb} not in the word.",
 }
 
 

@@ -59,7 +59,8 @@ def critique(task: Task, example: Example, completion: str) -> str | None:
     """Ground-truth feedback that names the error without giving the answer (None when correct).
 
     Sentences come from the closed grammar ``refeed.tasks.diagnosis.PHRASES``: digit places for arithmetic
-    ("The tens digit is wrong."), letter positions for reverse ("Letters 3-4 are in the wrong order.")."""
+    ("The tens digit is wrong."), letter positions for reverse ("Letters 3-4 are in the wrong order.") and
+    sort ("Letters 3-4 are out of order.")."""
     return task.diagnose(example, completion).critique
 
 
@@ -258,6 +259,11 @@ RULES: dict[str, Rule] = {
         "the word to reverse starts with a vowel (a, e, i, o, u)", "the word starts with a consonant",
         in_scope=lambda ex: ex.answer[-1] in "aeiou",
         revise=_end_with("!"), follows=lambda text: text.rstrip().endswith("!")),
+    "sort": Rule(
+        "sort", "End the answer with a period when the word to sort has the letter a.",
+        "the word to sort has the letter a", "the word has no letter a",
+        in_scope=lambda ex: "a" in ex.answer,
+        revise=_end_with("."), follows=lambda text: text.rstrip().endswith(".")),
 }
 
 

@@ -36,7 +36,7 @@ class Reverse:
             "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.choice(self.levels)))
             for _ in range(2 * total)
         ]
-        keyed = disjoint_splits(words, self.sizes, self.seed)
+        keyed = disjoint_splits(words, self.sizes, self.seed, what=f"reverse (levels {list(self.levels)})")
         return {s: [self._example(w) for w in ws] for s, ws in keyed.items()}
 
     def _example(self, word: str) -> Example:
@@ -61,7 +61,9 @@ class Reverse:
                 break
             prefix += 1
         score = prefix / len(expected) if got and len(got) == len(expected) else prefix / max(len(expected), len(got or ""))
-        return Verdict(correct=got == expected, expected=expected, extracted=got, score=1.0 if got == expected else score)
+        wrong = () if got == expected else self.diagnose(example, completion).wrong
+        return Verdict(correct=got == expected, expected=expected, extracted=got, score=1.0 if got == expected else score,
+                       where=wrong[0] if wrong else None)
 
     def diagnose(self, example: Example, completion: str) -> Diagnosis:
         """Which letters of the first word are wrong, swapped or missing, as a ``Diagnosis`` whose critique

@@ -11,9 +11,9 @@ import pytest
 from refeed.store.trl import answer_text
 from refeed.tasks import get_task, oracle
 from refeed.tasks.diagnosis import PHRASES
-from refeed.types import Interaction
+from refeed.types import Example, Interaction
 
-TASKS = ("arithmetic", "reverse")
+TASKS = ("arithmetic", "reverse", "sort")
 
 
 def _answers(task, ex):
@@ -66,6 +66,15 @@ def test_critique_templates_say_where_the_error_is():
     a = rex.answer
     assert oracle.critique(rev, rex, a[:2] + a[3] + a[2] + a[4:]) == "Letters 3-4 are in the wrong order."
     assert oracle.critique(rev, rex, a[::-1]) == "The letters are in the original order, not reversed."
+    srt = get_task("sort")
+    ex = Example("s", "sort", ({"role": "user", "content": "Sort the letters: dbcat"},), "abcdt")
+    assert oracle.critique(srt, ex, "abdct") == "Letters 3-4 are out of order."
+    assert oracle.critique(srt, ex, "abcdx") == "Letter 5 is not in the word."
+    assert oracle.critique(srt, ex, "abct") == "The answer has 4 letters; it needs 5."
+    assert oracle.critique(srt, ex, "tdcba") == ("Letters 1-2 are out of order. Letters 2-3 are out of order. "
+                                                 "Letters 3-4 are out of order. Later letters are out of order too.")
+    # The span (fine-grained rewards, span feedback) covers the letters out of place and nothing else.
+    assert oracle.spans(srt, ex, "abdct") == [{"start": 2, "end": 4, "category": oracle.SPAN_CATEGORY, "severity": 2}]
 
 
 @pytest.mark.parametrize("name", TASKS)

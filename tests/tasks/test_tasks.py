@@ -6,7 +6,7 @@ from refeed.tasks import SplitSizes, get_task
 from refeed.types import Example
 
 
-@pytest.mark.parametrize("name", ["arithmetic", "reverse"])
+@pytest.mark.parametrize("name", ["arithmetic", "reverse", "sort"])
 def test_splits_are_fixed_by_seed_disjoint_and_sized(name):
     sizes = SplitSizes(train=300, dev=50, test=80)
     a, b = get_task(name, seed=1, sizes=sizes), get_task(name, seed=1, sizes=sizes)
@@ -43,11 +43,33 @@ def test_reverse_verifier_gives_partial_credit():
 
 
 def test_bad_task_input_is_refused():
-    with pytest.raises(ValueError, match="unknown task 'chess'. Built-in tasks: arithmetic, reverse"):
+    with pytest.raises(ValueError, match="unknown task 'chess'. Built-in tasks: arithmetic, reverse, sort"):
         get_task("chess")
     with pytest.raises(ValueError, match="levels"):
         get_task("arithmetic", levels=(0,))
     with pytest.raises(ValueError, match="unknown split 'validation'"):
         get_task("reverse").examples("validation")
-    with pytest.raises(ValueError, match="fewer than"):
+    with pytest.raises(ValueError, match=r"^arithmetic \(levels \[1\]\) has 200 distinct prompts, fewer than the 1020 "
+                       r"the splits ask for \(train 1000 \+ dev 10 \+ test 10\); lower the sizes"):
         get_task("arithmetic", levels=(1,), sizes=SplitSizes(1000, 10, 10)).examples("train")
+    with pytest.raises(ValueError, match="^sort .* distinct prompts, fewer than"):
+        get_task("sort", levels=(2,), sizes=SplitSizes(1000, 10, 10)).examples("test")
+    with pytest.raises(ValueError, match="sort levels"):
+        get_task("sort", levels=(1,))
+
+
+def test_sort_has_a_thousand_test_prompts_and_a_verifier_that_says_where_it_goes_wrong():
+    task = get_task("sort")
+    test = task.examples("test")
+    assert len(test) >= 1000 and {e.difficulty for e in test} == {4, 5, 6, 7}
+    for ex in test[:50]:
+        word = re.fullmatch(r"Sort the letters: ([a-z]+)", ex.messages[0]["content"]).group(1)
+        assert ex.answer == "".join(sorted(word)) and len(word) == ex.difficulty
+    ex = Example("s", "sort", ({"role": "user", "content": "Sort the letters: dbcat"},), "abcdt")
+    assert task.verify(ex, "abcdt").correct and task.verify(ex, " abcdt.").where is None
+    v = task.verify(ex, "abdct")  # letters 3-4 swapped: 3 of 5 in place, wrong from letter 3 on
+    assert not v.correct and v.score == pytest.approx(3 / 5) and v.where == (2, 4) and v.extracted == "abdct"
+    assert task.verify(ex, "The abdct").where == (0, 3)  # the first word is the answer, and it is wrong
+    v = task.verify(ex, "abcd")  # one letter short: it goes wrong where it stops
+    assert v.score == pytest.approx(4 / 5) and v.where == (3, 4)
+    assert task.verify(ex, "").extracted is None and task.verify(ex, "").score == 0.0

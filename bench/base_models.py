@@ -1,0 +1,187 @@
+"""Measured starting points of the built-in bases (tiny, small): what every later method is measured against.
+
+    nice -n 19 .venv/bin/python bench/base_models.py --bases tiny small --tasks arithmetic sort
+
+For each base and task (the base pretrained or reused from cache with ``PretrainConfig(preset=base)``), on
+1,000 TEST prompts (tiny's own TEST split is 300 prompts; it is topped up with prompts of a larger TEST split
+that are in neither its TRAIN nor its DEV split):
+
+- TEST accuracy per difficulty (greedy);
+- uptake: accuracy after one more turn, the oracle's critique vs a bare "try again", both sampled at the same
+  temperature, with the paired 95% bootstrap interval of the difference (same prompts, same first answers);
+- friction over 5 turns (METHODS.md section 12): cumulative accuracy with a critique after every wrong
+  answer, against the any-correct target of 5 independent answers at the same temperature;
+- rules (oracle.RULES as the system message): adherence in scope, and change out of scope (how often the
+  answer takes the rule's form out of scope with the rule minus without it), with paired intervals.
+
+Writes bench/results/base_models.json and prints the markdown table for the README (notes/small.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from refeed.eval.heldout import paired_bootstrap
+from refeed.pipelines.pretrain import PretrainConfig, TaskConfig, pretrain
+from refeed.pipelines.prior import TRY_AGAIN
+from refeed.tasks import oracle
+
+TURNS = 5
+
+
+def heldout(cfg: PretrainConfig, n: int) -> list:
+    """``n`` TEST prompts the base never trained on: its TEST split, topped up from a larger TEST split."""
+    task = cfg.task.build()
+    test = task.examples("test")
+    if len(test) >= n:
+        return test[:n]
+    seen = {e.id for s in ("train", "dev") for e in task.examples(s)} | {e.id for e in test}
+    big = TaskConfig(**{**cfg.task.__dict__, "test_size": 4 * n}).build().examples("test")
+    return test + [e for e in big if e.id not in seen][: n - len(test)]
+
+
+def _ci(before: list[float], after: list[float]) -> dict:
+    lo, hi = paired_bootstrap(before, after)
+    m = len(before)
+    return {"value": (sum(after) - sum(before)) / m, "ci": [lo, hi], "n": m}
+
+
+def measure(base: str, task_name: str, n: int, temperature: float, seed: int, out_root: str,
+            overrides: tuple[str, ...] = ()) -> dict:
+    from refeed.config import load as load_config
+    from refeed.models import load
+
+    cfg = load_config(PretrainConfig, None, [f"preset={base}", f"task.name={task_name}", f"out_root={out_root}",
+                                             *overrides])
+    t0 = time.perf_counter()
+    res = pretrain(cfg)
+    model, tok = load(res.model_dir)
+    model.eval()
+    out = starting_points(model, tok, cfg.task.build(), heldout(cfg, n), temperature, seed)
+    return {"base": base, "model_dir": str(res.model_dir), "cached": res.cached, "pretrain_seconds": res.seconds,
+            **out, "seconds": time.perf_counter() - t0}
+
+
+def starting_points(model, tok, task, exs: list, temperature: float, seed: int) -> dict:
+    """Every measure of the module docstring for one model on ``exs``."""
+    from refeed.models.generate import sample
+
+    room = max(len(e.answer) for e in exs) + 3  # the answer, a rule's mark, EOS and a spare token
+    gen = lambda prompts, temp, s=seed: [o[0] for o in sample(  # noqa: E731
+        model, tok, prompts, temperature=temp, max_new_tokens=room, seed=s, batch_size=100)]
+    first = gen([list(e.messages) for e in exs], 0.0)
+    ok0 = [float(task.verify(e, a).correct) for e, a in zip(exs, first, strict=True)]
+    levels = sorted({e.difficulty for e in exs})
+    by_level = {d: sum(o for e, o in zip(exs, ok0, strict=True) if e.difficulty == d) /
+                sum(e.difficulty == d for e in exs) for d in levels}
+
+    # Uptake: one more turn after a wrong first answer, critique vs "try again", same temperature and seed.
+    wrong = [i for i, o in enumerate(ok0) if not o]
+
+    def second(feedback) -> list[float]:
+        prompts = [[*exs[i].messages, {"role": "assistant", "content": first[i]},
+                    {"role": "user", "content": feedback(exs[i], first[i])}] for i in wrong]
+        after = list(ok0)
+        for i, a in zip(wrong, gen(prompts, temperature), strict=True):
+            after[i] = float(task.verify(exs[i], a).correct)
+        return after
+
+    crit = second(lambda e, a: oracle.critique(task, e, a))
+    retry = second(lambda e, a: TRY_AGAIN)
+
+    # Friction: TURNS answers with a critique after each wrong one, vs any of TURNS independent answers.
+    history = {i: [*exs[i].messages] for i in range(len(exs))}
+    last, solved, curve = list(first), list(ok0), [sum(ok0) / len(exs)]
+    ctx = model.config.max_position_embeddings - room
+    fits = lambda msgs: len(tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),  # noqa: E731
+                                add_special_tokens=False)["input_ids"]) <= ctx
+    over = [0] * TURNS  # prompts whose history no longer fits the context: they stay unsolved
+    for turn in range(1, TURNS):
+        todo = [i for i, s in enumerate(solved) if not s]
+        for i in todo:
+            history[i] += [{"role": "assistant", "content": last[i]},
+                           {"role": "user", "content": oracle.critique(task, exs[i], last[i])}]
+        over[turn] = sum(not fits(history[i]) for i in todo)
+        todo = [i for i in todo if fits(history[i])]
+        for i, a in zip(todo, gen([history[i] for i in todo], temperature, seed + turn), strict=True):
+            last[i], solved[i] = a, float(task.verify(exs[i], a).correct)
+        curve.append(sum(solved) / len(exs))
+    any_ok = list(ok0)
+    for k in range(1, TURNS):
+        for i, a in enumerate(gen([list(e.messages) for e in exs], temperature, seed + 100 + k)):
+            any_ok[i] = max(any_ok[i], float(task.verify(exs[i], a).correct))
+
+    # Rules: the task's rule as the system message.
+    rule = oracle.RULES[task.name]
+    ruled = gen([[{"role": "system", "content": rule.text}, *e.messages] for e in exs], 0.0)
+    inside = [i for i, e in enumerate(exs) if rule.in_scope(e)]
+    out = [i for i, e in enumerate(exs) if not rule.in_scope(e)]
+    follows = lambda texts, ids: [float(rule.follows(texts[i])) for i in ids]  # noqa: E731
+    return {
+        "task": task.name, "n": len(exs), "temperature": temperature,
+        "accuracy": sum(ok0) / len(exs), "accuracy_by_difficulty": by_level,
+        "n_by_difficulty": {d: sum(e.difficulty == d for e in exs) for d in levels},
+        "uptake": {"first": sum(ok0) / len(exs), "after_critique": sum(crit) / len(exs),
+                   "after_try_again": sum(retry) / len(exs), "critique_minus_try_again": _ci(retry, crit)},
+        "friction": {"cumulative_accuracy": curve, "any_correct_target": sum(any_ok) / len(exs),
+                     "over_context_by_turn": over,
+                     "friction": _ci(solved, any_ok)},
+        "rules": {"rule": rule.text, "n_in_scope": len(inside), "n_out_of_scope": len(out),
+                  "adherence_in_scope": sum(follows(ruled, inside)) / max(1, len(inside)),
+                  "form_out_of_scope_without_rule": sum(follows(first, out)) / max(1, len(out)),
+                  "change_out_of_scope": _ci(follows(first, out), follows(ruled, out)),
+                  "accuracy_with_rule": sum(task.verify(e, a).correct for e, a in zip(exs, ruled, strict=True)) / len(exs)},
+    }
+
+
+def table(results: list[dict]) -> str:
+    f = lambda x: f"{x:.3f}"  # noqa: E731
+    ci = lambda d: f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"  # noqa: E731
+    lines = ["| base | task | n | TEST acc | by difficulty | after critique | after try again | critique − try again "
+             "(95% CI) | 5-turn acc | any-correct target | friction (95% CI) | rule in scope | out-of-scope change "
+             "(95% CI) |", "|" + "---|" * 13]
+    for r in results:
+        lv = ", ".join(f"{d}: {f(a)}" for d, a in r["accuracy_by_difficulty"].items())
+        u, fr, ru = r["uptake"], r["friction"], r["rules"]
+        lines.append(f"| {r['base']} | {r['task']} | {r['n']} | {f(r['accuracy'])} | {lv} | {f(u['after_critique'])} | "
+                     f"{f(u['after_try_again'])} | {ci(u['critique_minus_try_again'])} | "
+                     f"{f(fr['cumulative_accuracy'][-1])} | {f(fr['any_correct_target'])} | {ci(fr['friction'])} | "
+                     f"{f(ru['adherence_in_scope'])} | {ci(ru['change_out_of_scope'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bases", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--tasks", nargs="+", default=["arithmetic", "sort"])
+    ap.add_argument("--prompts", type=int, default=1000)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-root", default="runs", help="where the pretrained bases are cached")
+    ap.add_argument("--out", default="bench/results/base_models.json")
+    ap.add_argument("--set", nargs="*", default=[], metavar="BASE:KEY=VALUE",
+                    help="a pretrain override for one base, e.g. tiny:task.test_size=1200")
+    args = ap.parse_args()
+    results = []
+    for base in args.bases:
+        for task in args.tasks:
+            mine = tuple(o.split(":", 1)[1] for o in args.set if o.split(":", 1)[0] == base)
+            r = measure(base, task, args.prompts, args.temperature, args.seed, args.out_root, mine)
+            results.append(r)
+            print(json.dumps({k: r[k] for k in ("base", "task", "accuracy", "uptake", "seconds")}), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({
+        "machine": f"{platform.machine()}  {os.cpu_count()} cores", "load_average_at_end": os.getloadavg(),
+        "command": "bench/base_models.py " + " ".join(f"--{k.replace('_', '-')} {v if not isinstance(v, list) else ' '.join(v)}"
+                                                        for k, v in vars(args).items()),
+        "results": results, "table": table(results)}, indent=2))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The feedback prior of the ``small`` base: mid-training rows that teach it to read critiques, at set strengths.
+
+A real base model arrives able to read an instruction and a critique; the built-in one learns that here, at
+a strength the pretrain config sets (``PriorConfig``, recorded in the model directory's ``pretrain.json``).
+Four kinds of rows, all on the task's TRAIN prompts, all SFT rows (prompt messages -> one answer):
+
+- first answers, right at the base's own rate (``first_success``; < 0: the DEV accuracy the base reached
+  before the prior), so the prior does not make the first answer better than the base already is;
+- feedback episodes: a wrong answer -> the task oracle's critique (its closed grammar) -> ... -> a revision
+  that is right with probability ``critique_success``; up to ``max_turns`` wrong attempts before it;
+- the same episodes with a bare "try again" instead of the critique, right with ``retry_success`` (lower,
+  so a critique is worth more than a retry, as it is for real models);
+- rule-conditioned answers: the task's rule (``oracle.RULES``) as the system message, followed in scope and,
+  on purpose, also out of scope with probability ``rule_overreach``, so over-generalization exists to be
+  measured and reduced.
+
+Wrong answers are made by corrupting the right one the way the models err (a swapped pair, a changed
+character, a dropped or doubled one), checked wrong by the verifier.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+
+from refeed.tasks import oracle
+from refeed.tasks.base import Task
+from refeed.tasks.diagnosis import PHRASES
+from refeed.types import Example
+
+TRY_AGAIN = "That is not right. Try again."
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """The strength dials of the feedback prior (``steps=0``: no prior, as for ``tiny``)."""
+
+    steps: int = 0  # optimizer steps of mid-training on the mixture below
+    first_share: float = 0.3  # shares of the four row kinds (normalised)
+    critique_share: float = 0.4
+    retry_share: float = 0.1
+    rule_share: float = 0.2
+    first_success: float = -1.0  # first answers right at this rate; < 0: the base's own DEV accuracy
+    critique_success: float = 0.6  # P(revision right | critique)
+    retry_success: float = 0.2  # P(revision right | "try again")
+    rule_overreach: float = 0.3  # P(the rule's form is applied out of its scope)
+    max_turns: int = 4  # wrong attempts (each with its feedback) before the answer trained on
+    rows: int = 12000  # rows in the mixture
+
+    def __post_init__(self) -> None:
+        probs = ("critique_success", "retry_success", "rule_overreach")
+        if any(not 0 <= getattr(self, k) <= 1 for k in probs) or self.first_success > 1:
+            raise ValueError(f"prior: {', '.join(probs)} and first_success must be probabilities (first_success "
+                             f"< 0 means the base's own rate)")
+        shares = (self.first_share, self.critique_share, self.retry_share, self.rule_share)
+        if min(shares) < 0 or sum(shares) <= 0 or self.max_turns < 1 or self.steps < 0 or self.rows < 1:
+            raise ValueError("prior: shares must be >= 0 with a positive sum, max_turns and rows >= 1, steps >= 0")
+
+
+def corrupt(task: Task, ex: Example, rng: random.Random, avoid: tuple[str, ...] = ()) -> str:
+    """A wrong answer near the right one (the verifier says wrong), not one of ``avoid``."""
+    ans = ex.answer
+    sign, body = ("-", ans[1:]) if ans.startswith("-") else ("", ans)
+    alphabet = string.digits if body.isdigit() else string.ascii_lowercase
+    for _ in range(50):
+        chars = list(body)
+        op = rng.choice(("swap", "swap", "change", "change", "drop", "double"))
+        i = rng.randrange(len(chars))
+        if op == "swap" and len(chars) > 1:
+            i = min(i, len(chars) - 2)
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        elif op == "change" or len(chars) == 1:
+            chars[i] = rng.choice(alphabet)
+        elif op == "drop":
+            del chars[i]
+        else:
+            chars.insert(i, chars[i])
+        text = (sign + "".join(chars)).lstrip("0") if alphabet == string.digits else "".join(chars)
+        text = text or "0"
+        if text not in avoid and not task.verify(ex, text).correct:
+            return text
+    return ans + ans[-1]  # a doubled last character is always wrong for these tasks
+
+
+def _answer(task: Task, ex: Example, rng: random.Random, p_right: float, avoid: tuple[str, ...] = ()) -> str:
+    return ex.answer if rng.random() < p_right else corrupt(task, ex, rng, avoid)
+
+
+def episode(task: Task, ex: Example, rng: random.Random, n_wrong: int, critique: bool, p_right: float) -> dict:
+    """``n_wrong`` wrong answers, each followed by the oracle's critique (or "try again"), then the answer
+    trained on, right with ``p_right``."""
+    messages, tried = list(ex.messages), ()
+    for _ in range(n_wrong):
+        wrong = corrupt(task, ex, rng, tried)
+        tried = (*tried, wrong)
+        feedback = oracle.critique(task, ex, wrong) if critique else TRY_AGAIN
+        messages += [{"role": "assistant", "content": wrong}, {"role": "user", "content": feedback}]
+    return {"prompt": messages, "completion": _answer(task, ex, rng, p_right, tried)}
+
+
+def rule_row(task: Task, ex: Example, rng: random.Random, p_right: float, overreach: float) -> dict:
+    rule = oracle.RULES[task.name]
+    answer = _answer(task, ex, rng, p_right)
+    if rule.in_scope(ex) or rng.random() < overreach:
+        answer = rule.revise(answer)
+    return {"prompt": [{"role": "system", "content": rule.text}, *ex.messages], "completion": answer}
+
+
+def prior_rows(task: Task, cfg: PriorConfig, first_success: float, seed: int = 0) -> list[dict]:
+    """``cfg.rows`` SFT rows of the four kinds, on ``task``'s TRAIN prompts, shuffled."""
+    rng = random.Random(f"prior-{seed}")
+    exs = task.examples("train")
+    p_first = cfg.first_success if cfg.first_success >= 0 else first_success
+    kinds = ("first", "critique", "retry", "rule")
+    weights = (cfg.first_share, cfg.critique_share, cfg.retry_share, cfg.rule_share)
+    rows = []
+    for _ in range(cfg.rows):
+        ex = rng.choice(exs)
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "first":
+            rows.append({"prompt": list(ex.messages), "completion": _answer(task, ex, rng, p_first)})
+        elif kind == "rule":
+            rows.append(rule_row(task, ex, rng, p_first, cfg.rule_overreach))
+        else:
+            crit = kind == "critique"
+            rows.append(episode(task, ex, rng, rng.randint(1, cfg.max_turns), crit,
+                                cfg.critique_success if crit else cfg.retry_success))
+    return rows
+
+
+def tokenizer_corpus(tasks: list[Task], per_task: int = 400, seed: int = 0) -> list[str]:
+    """The tasks' own text for the small tokenizer: prompts, critiques of near-miss answers, rules, the
+    closed grammar's phrases and "try again"."""
+    rng = random.Random(seed)
+    texts = [TRY_AGAIN, *PHRASES.values()]
+    for task in tasks:
+        for ex in task.examples("train")[:per_task]:
+            wrong = corrupt(task, ex, rng)
+            texts += [ex.messages[-1]["content"], oracle.critique(task, ex, wrong) or ""]
+        rule = oracle.RULES.get(task.name)
+        texts += [rule.text] * per_task if rule else []
+    return texts
