@@ -43,22 +43,22 @@ class Layout:
     """Where each row's prompt and answers sit in the packed sequence."""
 
     rows: list[tuple[int, int, list[tuple[int, int]]]]  # (prompt start, prompt length, [(answer start, length)])
-    masks: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)  # (P, A) -> (A, P + A) bool
+    masks: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)  # (P, A) -> (A, P + A) additive
 
     @property
     def sizes(self) -> list[int]:
         """Piece lengths along the sequence: per row, prompt + first answer, then each further answer."""
         return [n if j else p + n for _, p, answers in self.rows for j, (_, n) in enumerate(answers)]
 
-    def mask(self, p: int, a: int, device) -> torch.Tensor:
+    def mask(self, p: int, a: int, like: torch.Tensor) -> torch.Tensor:
+        """Answer token i sees the whole prompt and answer tokens 0..i: an additive (A, P + A) mask, made once
+        per shape and forward (a boolean mask would be converted on every call)."""
         key = (p, a)
-        if key not in self.masks:  # answer token i sees the whole prompt and answer tokens 0..i
-            self.masks[key] = torch.ones(a, p + a, dtype=torch.bool, device=device).tril(p)
+        if key not in self.masks:
+            allowed = torch.ones(a, p + a, dtype=torch.bool, device=like.device).tril(p)
+            zero = torch.zeros((), dtype=like.dtype, device=like.device)
+            self.masks[key] = torch.where(allowed, zero, torch.finfo(like.dtype).min)
         return self.masks[key]
-
-
-def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
-    return x if n == 1 else x.repeat_interleave(n, dim=1)
 
 
 def tree_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -71,8 +71,7 @@ def tree_attention(module, query, key, value, attention_mask, scaling=None, drop
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    n_rep = query.shape[1] // key.shape[1]
-    key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
+    gqa = {"enable_gqa": True} if query.shape[1] != key.shape[1] else {}  # no repeated K/V kept for backward
     p_drop = dropout if module.training else 0.0
     # Split once into per-row pieces (split's backward is one cat, where slicing would zero-fill N per use).
     qs, ks, vs = (x.split(layout.sizes, dim=2) for x in (query, key, value))
@@ -80,12 +79,12 @@ def tree_attention(module, query, key, value, attention_mask, scaling=None, drop
     for _, p, answers in layout.rows:
         # piece i: the prompt and its first answer, contiguous: one causal square block
         outs.append(F.scaled_dot_product_attention(qs[i], ks[i], vs[i], dropout_p=p_drop, is_causal=True,
-                                                   scale=scaling))
+                                                   scale=scaling, **gqa))
         k_prompt, v_prompt = ks[i][:, :, :p], vs[i][:, :, :p]
         for j, (_, n) in enumerate(answers[1:], start=1):  # piece i + j: answer j over the prompt and itself
             outs.append(F.scaled_dot_product_attention(
                 qs[i + j], torch.cat([k_prompt, ks[i + j]], dim=2), torch.cat([v_prompt, vs[i + j]], dim=2),
-                dropout_p=p_drop, attn_mask=layout.mask(p, n, query.device), scale=scaling))
+                dropout_p=p_drop, attn_mask=layout.mask(p, n, query), scale=scaling, **gqa))
         i += len(answers)
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
