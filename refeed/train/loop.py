@@ -56,7 +56,7 @@ from refeed.batch.logprobs import CompletionLogps, SharedPromptLogps, supports_s
 from refeed.batch.logprobs import forward_logps as _forward  # the name refeed.train.online imports
 from refeed.batch.packed import PackedPromptLogps, supports_packing
 from refeed.config import to_dict
-from refeed.objectives.base import Head, LossOutput, Objective, TokenLogps, TokenScores
+from refeed.objectives.base import Head, LossOutput, Objective
 from refeed.train.step import Schedule, TrainConfig, Update, is_main_process, lr_lambda, make_accelerator
 
 __all__ = ["Schedule", "TrainConfig", "TrainResult", "is_main_process", "lr_lambda", "reference_key", "train"]
