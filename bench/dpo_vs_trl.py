@@ -47,7 +47,7 @@ WORKLOADS = {  # name: (model shape, rows, batch, max_length, steps)
     "realistic": ({}, "words", 8, 256, 30),
     "arithmetic": ({}, "arithmetic", 16, 128, 40),
     "30m": ({"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
-             "intermediate_size": 2048}, "words", 8, 256, 6),
+             "intermediate_size": 2048}, "words", 8, 256, 4),
 }
 
 
