@@ -13,7 +13,7 @@ import inspect
 
 import torch
 
-from refeed.objectives.base import TokenLogps
+from refeed.objectives.base import TokenLogps, TokenScores
 
 
 def _split_lm(model):
@@ -156,3 +156,18 @@ class SharedPromptLogps(torch.nn.Module):
 
 def supports_shared_prompt(model) -> bool:
     return _split_lm(model) is not None
+
+
+def forward_logps(module, batch: dict[str, torch.Tensor], device: torch.device, scores: bool = False):
+    """One forward of all the batch's sequences through ``module``: TokenLogps (LM head) or TokenScores (score head).
+
+    A ``collate_shared`` batch (prompt once, answers apart) goes through a ``SharedPromptLogps`` or
+    ``refeed.batch.packed.PackedPromptLogps`` module; a ``collate`` batch through ``CompletionLogps`` or a
+    score model.
+    """
+    if "prompt_ids" in batch:
+        keys = ("prompt_ids", "prompt_mask", "answer_ids", "answer_mask")
+    else:
+        keys = ("input_ids", "attention_mask", "completion_mask")
+    values, mask = module(*(batch[k].to(device) for k in keys))
+    return TokenScores(values=values, mask=mask) if scores else TokenLogps(values=values, mask=mask)

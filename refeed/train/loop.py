@@ -53,8 +53,10 @@ import torch
 from refeed.batch.collate import collate, collate_shared, scatter_cached, shape_for_objective
 from refeed.batch.encode import EncodedRow, check_columns, encode_for
 from refeed.batch.logprobs import CompletionLogps, SharedPromptLogps, supports_shared_prompt
+from refeed.batch.logprobs import forward_logps as _forward  # the name refeed.train.online imports
+from refeed.batch.packed import PackedPromptLogps, supports_packing
 from refeed.config import to_dict
-from refeed.objectives.base import Head, LossOutput, Objective, TokenLogps, TokenScores
+from refeed.objectives.base import Head, LossOutput, Objective
 from refeed.train.step import Schedule, TrainConfig, Update, is_main_process, lr_lambda, make_accelerator
 
 __all__ = ["Schedule", "TrainConfig", "TrainResult", "is_main_process", "lr_lambda", "reference_key", "train"]
@@ -71,19 +73,6 @@ class TrainResult:
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "completion_mask", "prompt_ids", "prompt_mask", "answer_ids", "answer_mask")
 
 
-def _forward(module, batch: dict[str, torch.Tensor], device: torch.device, scores: bool = False):
-    """One forward of all the batch's sequences: TokenLogps (LM head) or TokenScores (score head).
-
-    A ``collate_shared`` batch (prompt once, answers apart) goes through a ``SharedPromptLogps`` module.
-    """
-    if "prompt_ids" in batch:
-        keys = ("prompt_ids", "prompt_mask", "answer_ids", "answer_mask")
-    else:
-        keys = ("input_ids", "attention_mask", "completion_mask")
-    values, mask = module(*(batch[k].to(device) for k in keys))
-    return TokenScores(values=values, mask=mask) if scores else TokenLogps(values=values, mask=mask)
-
-
 def _share_prompt(cfg: TrainConfig, objective: Objective, model, encoded: list[EncodedRow]) -> bool:
     """Whether to run each prompt once for all its answers (LM head, several answers per row)."""
     return (cfg.share_prompt and objective.needs.head is Head.LM and len(encoded[0].answers) > 1
@@ -95,6 +84,10 @@ def _collate(rows: list[EncodedRow], pad_id: int, objective: Objective, shared: 
 
 
 def _logps_module(model, cfg: TrainConfig, shared: bool):
+    """The log-prob module of the run: packed rows (``refeed.batch.packed``, no padding) where the model
+    supports it and ``cfg.pack``, else the prompt's KV cache shared by its answers, else one padded forward."""
+    if shared and cfg.pack and supports_packing(model):
+        return PackedPromptLogps(model, cfg.logprob_chunk)
     return SharedPromptLogps(model, cfg.logprob_chunk) if shared else CompletionLogps(model, cfg.logprob_chunk)
 
 

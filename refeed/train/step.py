@@ -63,6 +63,7 @@ class TrainConfig:
     max_length: int = 512  # tokens per sequence; longer prompts lose tokens from the left
     logprob_chunk: int = 1024  # completion positions per LM-head chunk (see refeed.batch.logprobs)
     share_prompt: bool = True  # rows with several answers (pairs, groups): run each prompt once for all of them
+    pack: bool = True  # with share_prompt, on Llama-family models: a micro-batch's rows in one unpadded sequence
     log_every: int = 1
     checkpoint_every: int = 0  # 0: no checkpoints
     keep_checkpoints: int = 2  # the newest N are kept

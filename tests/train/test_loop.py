@@ -108,3 +108,22 @@ def test_bad_train_config_and_too_few_rows(tiny_model_dir):
     model, tok = load(tiny_model_dir)
     with pytest.raises(ValueError, match="fewer than one step's batch"):
         train(model, tok, _pair_rows(4), build("dpo"), TrainConfig(batch_size=8))
+
+
+def test_packed_shared_and_padded_forwards_train_alike(tiny_model_dir):
+    """DPO, 2 steps: packed rows (the default), the prompt's KV cache shared by both answers, and one padded
+    forward per sequence give the same losses and weights (float32 rounding apart)."""
+    from refeed.models import load
+
+    results = []
+    for share, pack in [(True, True), (True, False), (False, False)]:
+        model, tok = load(tiny_model_dir)
+        cfg = TrainConfig(lr=1e-3, batch_size=8, max_steps=2, warmup_ratio=0.0, seed=1, adam_eps=1e-5,
+                          share_prompt=share, pack=pack)
+        res = train(model, tok, _pair_rows(), build("dpo"), cfg)
+        results.append((_params(model), [h["loss"] for h in res.history], [h["rewards/margin"] for h in res.history]))
+    (p0, l0, m0), *others = results
+    for p, losses, margins in others:
+        assert losses == pytest.approx(l0, rel=1e-5)
+        assert margins == pytest.approx(m0, rel=1e-4, abs=1e-6)
+        torch.testing.assert_close(p, p0, rtol=1e-5, atol=1e-6)
