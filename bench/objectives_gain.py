@@ -156,8 +156,27 @@ def rm_passes(h: dict) -> dict:
             "length_only": (h["value"] or 0.0) > (base["length_only"] or 0.5)}
 
 
+def dev_gain(cfg, run_dir: str, state: dict) -> dict:
+    """The trained policy's task accuracy gain on DEV (what variants are chosen by; the table reports TEST)."""
+    from refeed.eval.harness import evaluate
+    from refeed.eval.heldout import compare
+    from refeed.models import load
+    from refeed.pipelines.pretrain import pretrain
+
+    task = cfg.pretrain.task.build()
+    dev = task.examples("dev")
+    key = ("dev-before", task.name)
+    if key not in state.setdefault("_dev", {}):
+        base, tok = load(cfg.model.path or str(pretrain(cfg.pretrain).model_dir))
+        state["_dev"][key] = evaluate(base, tok, task, examples=dev, max_new_tokens=cfg.eval.max_new_tokens)
+    after, tok = load(str(Path(run_dir) / "model"))
+    out = compare(state["_dev"][key], evaluate(after, tok, task, examples=dev, max_new_tokens=cfg.eval.max_new_tokens))
+    out.pop("by_difficulty")
+    return out
+
+
 def run_one(name: str, task: str, seed: int, split: str, extra: list[str], run_root: Path, state: dict,
-            flr_pairs_cache: dict) -> dict:
+            flr_pairs_cache: dict, dev: bool = True) -> dict:
     from refeed.config import load
     from refeed.pipelines.train_job import TrainJobConfig, run_train
 
@@ -169,7 +188,8 @@ def run_one(name: str, task: str, seed: int, split: str, extra: list[str], run_r
           *extra, *variant]
     cfg = load(TrainJobConfig, ROOT / "recipes" / f"{recipe}.yaml", ov)
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    state.clear()
+    for k in ("eval before", "eval after"):
+        state.pop(k, None)
     summary = run_train(cfg, notice=lambda m: print(f"warning: {m}", file=sys.stderr))
     rec = {"recipe": name, "task": task, "seed": seed, "split": split, "overrides": ov,
            "objective": dict(cfg.objective), "train": {"lr": cfg.train.lr, "epochs": cfg.train.epochs,
@@ -186,6 +206,8 @@ def run_one(name: str, task: str, seed: int, split: str, extra: list[str], run_r
         if key not in flr_pairs_cache:
             flr_pairs_cache[key] = flr_heldout_pairs(cfg, seed, 500)
         rec["flr"] = flr_measures(cfg, summary["run_dir"], flr_pairs_cache[key])
+    if h.get("kind") == "policy" and split == "test" and dev:
+        rec["dev"] = dev_gain(cfg, summary["run_dir"], state)
     rec["seconds"] = time.perf_counter() - t0
     rec["load_1m"] = [load0, os.getloadavg()[0]]
     return rec
@@ -220,8 +242,8 @@ def table(results: dict) -> str:
         if pol:
             out += [f"**Policies, {task}, {split} split** (mean ± sd over seeds {results['seeds']}; the 95% paired "
                     "bootstrap interval of the gain per seed)", "",
-                    "| recipe | measure | n | before | after | gain | gain 95% CI per seed | CI > 0 |",
-                    "|---|---|---|---|---|---|---|---|"]
+                    "| recipe | measure | n | before | after | gain | gain 95% CI per seed | CI > 0 | DEV gain |",
+                    "|---|---|---|---|---|---|---|---|---|"]
             for n in pol:
                 rs = [r for r in runs if r["recipe"] == n and r["task"] == task]
                 hs = [headline(r) for r in rs]
@@ -229,8 +251,9 @@ def table(results: dict) -> str:
                 nn = rs[0]["c3po"]["in_scope_adherence"]["n"] if "c3po" in rs[0] else (
                     rs[0]["flr"]["heldout_pairs"] if "flr" in rs[0] else rs[0]["heldout"]["n"])
                 ok = sum(h[4][0] > 0 for h in hs)
+                devs = [r["dev"]["gain"] for r in rs if "dev" in r]
                 out.append(f"| {n} | {hs[0][0]} | {nn} | {_ms([h[1] for h in hs])} | {_ms([h[2] for h in hs])} | "
-                           f"{_ms([h[3] for h in hs])} | {cis} | {ok}/{len(hs)} |")
+                           f"{_ms([h[3] for h in hs])} | {cis} | {ok}/{len(hs)} | {_ms(devs) if devs else '-'} |")
             out.append("")
             for n in ("c3po", "flr"):
                 rs = [r for r in runs if r["recipe"] == n and r["task"] == task]
@@ -273,6 +296,28 @@ def table(results: dict) -> str:
     return "\n".join(out)
 
 
+def merge(args) -> None:
+    """One table from result files written by processes run side by side (e.g. one per seed)."""
+    parts = [json.loads(Path(p).read_text()) for p in args.merge]
+    seen: set = set()  # a run that two files both hold counts once (the first)
+    runs = [r for p in parts for r in p["runs"] if not ((r["recipe"], r["task"], r["seed"]) in seen
+                                                        or seen.add((r["recipe"], r["task"], r["seed"])))]
+    loads = [x for p in parts for x in p.get("load_1m", {}).get("samples", [])] or [r["load_1m"][1] for r in runs]
+    results = {"command": " ".join(["python", *sys.argv]), "merged_from": args.merge,
+               "commands": [p.get("command") for p in parts], "split": runs[0]["split"],
+               "seeds": sorted({r["seed"] for r in runs}), "tasks": sorted({r["task"] for r in runs}),
+               "base_overrides": BASE_OVERRIDES, "rm_prompts": RM_PROMPTS,
+               "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+               "processes": len(parts), "wall_seconds_per_process": [p.get("total_seconds") for p in parts],
+               "run_seconds_sum": sum(r["seconds"] for r in runs),
+               "load_1m": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)},
+               "partial": any(p.get("partial") for p in parts), "runs": runs}
+    results["table"] = table(results)
+    print(results["table"])
+    out = args.out or "bench/results/objectives_gain.json"
+    Path(out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -283,7 +328,10 @@ def main() -> None:
     ap.add_argument("--run-root", default="runs/gain")
     ap.add_argument("--set", dest="overrides", nargs="+", default=[],
                     help="dotted overrides for every run (e.g. train.epochs=1)")
+    ap.add_argument("--merge", nargs="+", default=None, help="result JSONs of runs made in parallel: one table")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args)
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # 1: runs in parallel, one per seed
@@ -302,6 +350,9 @@ def main() -> None:
                 rec = run_one(name, task, seed, args.split, args.overrides, Path(args.run_root), state, flr_cache)
                 runs.append(rec)
                 loads.append(os.getloadavg()[0])
+                if out:  # every finished run is kept, should the whole table not finish
+                    Path(out).parent.mkdir(parents=True, exist_ok=True)
+                    Path(out).write_text(json.dumps({"partial": True, "runs": runs}, indent=2, default=str) + "\n")
                 m, b, a, g, ci = headline(rec) if rec["heldout"]["kind"] == "policy" else (
                     rec["heldout"]["measure"], rec["heldout"]["baselines"], rec["heldout"]["value"], 0, [0, 0])
                 print(json.dumps({"recipe": name, "task": task, "seed": seed, "measure": m, "before": b, "after": a,
