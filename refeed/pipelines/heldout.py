@@ -60,7 +60,7 @@ class Measure:
             out = policy_row_measure(model, self.tok, self.eval_rows, self.max_length)
             self.report(Stage("eval before", 1, 1))
             return out
-        return self._task_eval(model, "test", self.ecfg.prompts, "eval before")
+        return self._task_eval(model, self.ecfg.split, self.ecfg.prompts, "eval before")
 
     def _rm(self, model) -> dict[str, Any]:
         from refeed.eval.heldout import rm_metrics
@@ -119,8 +119,8 @@ class Measure:
         if self.task is None:
             after_rows = policy_row_measure(model, self.tok, self.eval_rows, self.max_length)
             return compare_rows(before, after_rows, self.eval_rows)
-        after = self._task_eval(model, "test", self.ecfg.prompts, "eval after")
-        out = {"kind": "policy", "split": "test", "task": self.task.name, **compare(before, after)}
+        after = self._task_eval(model, self.ecfg.split, self.ecfg.prompts, "eval after")
+        out = {"kind": "policy", "split": self.ecfg.split, "task": self.task.name, **compare(before, after)}
         b = {r["id"]: r for r in before.records}
         changed = [r for r in after.records if r["correct"] != b[r["id"]]["correct"]]
         same = [r for r in after.records if r["correct"] == b[r["id"]]["correct"]]

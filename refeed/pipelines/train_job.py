@@ -74,6 +74,7 @@ class EvalSection:
     enabled: bool = True
     every: int = 0  # an eval point every N optimizer steps (DEV split, or the eval rows); 0: before / after only
     prompts: int = 0  # TEST prompts for task accuracy (0: the whole split)
+    split: str = "test"  # the held-out split measured before / after ("dev" while tuning a recipe's defaults)
     dev_prompts: int = 100  # DEV prompts per eval.every point
     rm_prompts: int = 200  # TEST prompts the simulated user judges for reward-model eval rows
     max_new_tokens: int = 16
@@ -218,7 +219,7 @@ def _simulated(cfg: TrainJobConfig, objective, model, tok, base: str, task, stor
         held = Store(f"sqlite:///{Path(store.url.removeprefix('sqlite:///')).with_name('eval.db')}") \
             if store.url.startswith("sqlite:///") else Store(store.url, project=f"{store.project}-eval")
         its, items = sim.simulate_feedback(model, tok, task, _with_prompts(cfg.data.sampling, cfg.eval.rm_prompts),
-                                           cfg.train.seed + 1, base, tick("sample eval"), kinds=ev.kinds, split="test")
+                                           cfg.train.seed + 1, base, tick("sample eval"), kinds=ev.kinds, split=cfg.eval.split)
         held.write_batch([*its.values(), *items])
         eval_rows = sim.build_rows(held, p.eval_plan or plan).to_list()
     if not rows:
