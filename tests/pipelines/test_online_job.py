@@ -161,3 +161,14 @@ def test_logged_prompts_are_the_distinct_last_user_messages(tmp_path):
     rows = logged_prompts(store)
     assert [r["prompt"] for r in rows] == [[*chat, {"role": "user", "content": "What is 2+2?"}]]
     assert len(rows[0]["source_ids"]) == 1
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_online_path_with_grpo(warm_model_dir, tmp_path):
+    res = CliRunner().invoke(main, ["demo", "objective.name=grpo", "--model", str(warm_model_dir), *task_overrides(),
+                                    "train.max_steps=2", "train.batch_size=2", "sampling.prompts=4",
+                                    "sampling.max_new_tokens=4", f"run_root={tmp_path}", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output.strip().splitlines()[-1])
+    assert s["objective"] == "grpo" and s["train_steps"] == 2 and s["rollouts_logged"] == 2 * 2 * 8
+    assert s["heldout_examples"] == 40 and "accuracy_gain" in s and (Path(s["run_dir"]) / "report.html").is_file()
