@@ -11,7 +11,8 @@ EOS is suppressed on both sides (TRL: ``generation_kwargs={"min_new_tokens": 64}
 that masks EOS until then; refeed: ``online.logit_bias`` of -100 on EOS), and each side's logged mean
 completion length is checked to be 64. TRL gets its documented fast options for this setting: the whole
 generation batch in one ``generate`` call (``generation_batch_size`` = 64 = the train batch,
-``steps_per_generation=1``), dropout off, no completion logging, no checkpoints, no reporting; vLLM, Liger and
+one generation per step), no gradient checkpointing (GRPOConfig's default turns it on: it saves memory and
+costs a forward), dropout off, no completion logging, no checkpoints, no reporting; vLLM, Liger and
 paged attention are GPU options. refeed keeps its default logging ON: every rollout goes to a SQLite store
 (interactions, exact tokens, outcome feedback), inside the timed loop, through the same code as
 ``refeed train`` (``refeed.pipelines.online_job._RolloutLog``).
@@ -81,11 +82,12 @@ def _run_trl(model_dir: str, rows: list[dict], a, out: Path) -> tuple[float, flo
     model, tok = load(model_dir)
     n = a.prompts * a.k
     cfg = GRPOConfig(output_dir=str(out), per_device_train_batch_size=n, gradient_accumulation_steps=1,
-                     num_generations=a.k, generation_batch_size=n, steps_per_generation=1, max_completion_length=a.tokens,
+                     num_generations=a.k, generation_batch_size=n, max_completion_length=a.tokens,
                      generation_kwargs={"min_new_tokens": a.tokens}, max_steps=a.steps, learning_rate=a.lr,
                      lr_scheduler_type="constant", warmup_steps=0, beta=0.0, num_iterations=1, temperature=1.0,
                      max_grad_norm=1.0, report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, bf16=False,
-                     seed=0, dataloader_num_workers=0, disable_tqdm=True, disable_dropout=True, log_completions=False)
+                     seed=0, dataloader_num_workers=0, disable_tqdm=True, disable_dropout=True, log_completions=False,
+                     gradient_checkpointing=False)  # TRL's GRPO default is True: a recompute that costs time
     trainer = GRPOTrainer(model=model, reward_funcs=[digits], args=cfg, train_dataset=Dataset.from_list(rows),
                           processing_class=tok)
     t = time.perf_counter()

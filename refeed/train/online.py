@@ -109,6 +109,9 @@ def _call_reward(fn, prompts, completions, completion_ids, columns: dict[str, li
     return asyncio.run(out) if inspect.isawaitable(out) else out
 
 
+RESERVED = ("prompt", "prompts", "completions", "completion_ids")  # the reward call's own arguments
+
+
 def score_group(fns: Sequence[Reward], weights: Sequence[float], row: dict[str, Any], rollouts: list[Rollout],
                 index: int) -> tuple[list[float], dict[str, list[float | None]]]:
     """The K answers of prompt ``index`` scored by every function: (weighted totals, per-signal values).
@@ -119,7 +122,7 @@ def score_group(fns: Sequence[Reward], weights: Sequence[float], row: dict[str, 
     k = len(rollouts)
     text = [r.completion for r in rollouts]
     completions = text if isinstance(row["prompt"], str) else [[{"role": "assistant", "content": t}] for t in text]
-    columns = {c: [v] * k for c, v in row.items() if c != "prompt"}
+    columns = {c: [v] * k for c, v in row.items() if c not in RESERVED}  # a dataset's `completions` is no answer
     totals, signals = [0.0] * k, {}
     for fn, w in zip(fns, weights, strict=True):
         try:
