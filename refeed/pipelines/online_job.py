@@ -9,7 +9,7 @@
 here knows GRPO. Sections beyond the offline recipe's: ``online`` (``refeed.train.online.OnlineConfig``:
 num_generations, mu, temperature, top_p, max_new_tokens) and ``rewards``, a list of specs:
 ``{name: verifier}`` (the built-in task's verifier: 1 when right, 0 when wrong, on the row's ``answer``
-column or, without one, the task prompt's own answer), ``{path: "pkg.mod:fn", weight: w}`` (a user function
+column; prompts from a file or a store without one get the answer of the task prompt they are, if any), ``{path: "pkg.mod:fn", weight: w}`` (a user function
 with TRL's signature ``fn(prompts, completions, **columns) -> list[float | None]``).
 
 Prompts come from the built-in task's TRAIN split (``data.sampling.prompts`` of them), from ``--data`` (a
@@ -63,30 +63,29 @@ def _last_user(prompt: Any) -> str:
 
 def verifier_reward(task_name: str | None):
     """The built-in task's verifier as a TRL reward function named ``verifier``: the verdict's score (1 right,
-    0 wrong) against the row's ``answer`` column, else against the answer of the task prompt it matches
-    (any split); None (does not apply) for a prompt that is neither."""
+    0 wrong) against the row's ``answer`` column; None (does not apply) where a row has no answer."""
     from refeed.tasks import get_task
     from refeed.types import Example
 
     if not task_name:
         raise ConfigError("rewards: {name: verifier} needs a built-in task (pretrain.task.name)")
     task = get_task(task_name)
-    known: dict[str, str] = {}
-
-    def answer_of(prompt) -> str | None:
-        if not known:
-            from refeed.pipelines.pretrain import TaskConfig
-
-            full = TaskConfig(name=task_name).build()
-            known.update({_last_user(e.messages): e.answer for s in ("train", "dev", "test") for e in full.examples(s)})
-        return known.get(_last_user(prompt))
 
     def verifier(prompts, completions, answer=None, **kwargs) -> list[float | None]:
-        answers = answer if answer is not None else [answer_of(p) for p in prompts]
+        answers = answer if answer is not None else [None] * len(completions)
         return [None if a is None else task.verify(Example("", task.name, (), str(a)), _completion_text(c)).score
                 for c, a in zip(completions, answers, strict=True)]
 
     return verifier
+
+
+def _with_answers(rows: list[dict], task) -> list[dict]:
+    """Rows without an ``answer`` column get the task's answer where the prompt is one of its prompts (any
+    split), None elsewhere, so the verifier can score prompts from a file or a store."""
+    if not rows or "answer" in rows[0]:
+        return rows
+    known = {_last_user(e.messages): e.answer for s in ("train", "dev", "test") for e in task.examples(s)}
+    return [{**r, "answer": known.get(_last_user(r["prompt"]))} for r in rows]
 
 
 def import_reward(path: str):
@@ -132,6 +131,7 @@ def _prompts(cfg: TrainJobConfig, task) -> tuple[list[dict], str]:
             have = ", ".join(sorted(rows[0])) if rows else "no rows"
             raise ConfigError(f"data file '{d.path}' has no 'prompt' column, the one the online loop samples "
                               f"answers to (it has: {have})")
+        rows = _with_answers(rows, task)
     elif d.from_store:
         from refeed.datasets.prompts import logged_prompts
         from refeed.store import Store
@@ -139,6 +139,7 @@ def _prompts(cfg: TrainJobConfig, task) -> tuple[list[dict], str]:
         rows, source = logged_prompts(Store(d.from_store)), f"store:{d.from_store}"
         if not rows:
             raise ConfigError(f"data.from_store '{d.from_store}' holds no user prompts")
+        rows = _with_answers(rows, task)
     else:
         examples = task.examples("train")
         examples = examples[: d.sampling.prompts] if d.sampling.prompts else examples
@@ -187,7 +188,7 @@ def _attach_build(store, run_id: str, build_id: str) -> None:
 def run_online(cfg: TrainJobConfig, objective, resume: str | None, report: Callable[[Stage], None],
                notice: Callable[[str], None], t0: float) -> dict[str, Any]:
     """The online training job; returns its summary (also ``run_dir/summary.json``)."""
-    from refeed.models.templates import is_conversational, require_chat_template
+    from refeed.models.templates import require_chat_template
     from refeed.objectives import BatchKind
     from refeed.store import provenance
     from refeed.train.online import check_context
@@ -208,8 +209,7 @@ def run_online(cfg: TrainJobConfig, objective, resume: str | None, report: Calla
     if not builtin and (msg := foreign_data_warning(cfg, rows)) is not None:
         notice(msg)
     model, tok, base = _model(cfg)
-    if any(not isinstance(r["prompt"], str) for r in rows[:1]) or any(is_conversational(r) for r in rows[:50]):
-        require_chat_template(tok, base)
+    require_chat_template(tok, base)  # the generator samples to chats (a text prompt is one user message)
     check_context(model, tok, rows, online.max_new_tokens)  # before any eval or sampling
     run_dir = make_run_dir(cfg, objective, resume_dir)
     store = _open_store(cfg, run_dir)

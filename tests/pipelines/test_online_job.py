@@ -98,13 +98,17 @@ def test_user_rewards_by_import_path_train_a_run_on_a_prompt_file(tiny_model_dir
 
 @pytest.mark.slow
 def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model_dir, tmp_path):
-    """mu = 2, a checkpoint every step: resumed from checkpoint-3 (inside generation 1), the run logs the same
-    step 4 as it did uninterrupted, and samples nothing new (the generation comes from the checkpoint)."""
+    """mu = 2, a checkpoint every step: resumed from checkpoint-3 (inside generation 1, mid-epoch: 4 prompts,
+    2 a generation), the run logs the same step 4 as it did uninterrupted, and samples nothing new (the generation comes from the checkpoint)."""
     from refeed.store import Store
 
+    from refeed.pipelines.pretrain import TaskConfig
+    from tests.pipelines.conftest import TASK
+
     logged = Store(f"sqlite:///{tmp_path / 'users.db'}")
-    for q in ("What is 3+4?", "What is 12-5?", "What is 3+4?", "What is 7+8?"):
-        logged.log([{"role": "user", "content": q}], "I think 7.")
+    train = TaskConfig(**TASK).build().examples("train")
+    for e in [*train[:3], train[0], train[3]]:  # one asked twice
+        logged.log(list(e.messages), "I think 7.")
     runs = tmp_path / "runs"
     args = [f"model.path={warm_model_dir}", *task_overrides(), f"data.from_store=sqlite:///{tmp_path / 'users.db'}",
             "online.num_generations=4", "online.max_new_tokens=4", "online.mu=2", "train.max_steps=4",
@@ -113,8 +117,8 @@ def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model
     assert (res := _train(*args)).exit_code == 0, res.output
     run = runs / "cut"
     full = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert json.loads((run / "summary.json").read_text())["rows"] == 3  # distinct last user messages
-    assert "rewards/verifier/mean" in full[0]
+    assert json.loads((run / "summary.json").read_text())["rows"] == 4  # distinct last user messages: 2 generations an epoch
+    assert sum(r["rewards/verifier/mean"] for r in full) > 0  # the task's answers were joined to the prompts
     assert (res := _train(*args, "--resume", str(run / "checkpoint-3"))).exit_code == 0, res.output
     rest = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rest] == [1, 2, 3, 4]
