@@ -301,7 +301,7 @@ def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequ
         generator = TransformersGenerator(model, tokenizer, name="policy", version="policy@step0")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     total = cfg.max_steps or (len(rows) // per_gen) * cfg.epochs * online.mu
-    lp = _Logps(model, cfg, online, supports_shared_prompt(model))
+    lp = _Logps(model, cfg, online, cfg.share_prompt and supports_shared_prompt(model))
     run = _Online(None, lp, objective, generator, rows, list(rewards), tuple(online.reward_weights) or (1.0,) * len(rewards),
                   cfg, online, pad_id, ref_model, on_rollouts)
     update, state = Update.create(acc, model, lp.module, cfg, total, run_dir, rng, resume_from,

@@ -100,9 +100,8 @@ def test_user_rewards_by_import_path_train_a_run_on_a_prompt_file(tiny_model_dir
 def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model_dir, tmp_path):
     """mu = 2, a checkpoint every step: resumed from checkpoint-3 (inside generation 1, mid-epoch: 4 prompts,
     2 a generation), the run logs the same step 4 as it did uninterrupted, and samples nothing new (the generation comes from the checkpoint)."""
-    from refeed.store import Store
-
     from refeed.pipelines.pretrain import TaskConfig
+    from refeed.store import Store
     from tests.pipelines.conftest import TASK
 
     logged = Store(f"sqlite:///{tmp_path / 'users.db'}")
