@@ -145,7 +145,7 @@ def _online_demo(cfg: DemoConfig, objective: dict[str, Any], report: Callable[[S
     job = TrainJobConfig(model=ModelSection(path=cfg.model), data=DataSection(sampling=cfg.sampling),
                          objective=objective, train=train, pretrain=cfg.pretrain, run_root=cfg.run_root,
                          name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}",
-                         online=OnlineConfig(num_generations=8, max_new_tokens=cfg.sampling.max_new_tokens),
+                         online=OnlineConfig(num_generations=8, temperature=0.7, max_new_tokens=cfg.sampling.max_new_tokens),
                          rewards=[{"name": "verifier"}])
     s = run_train(job, report=report)
     h = s["heldout"]
@@ -156,4 +156,5 @@ def _online_demo(cfg: DemoConfig, objective: dict[str, Any], report: Callable[[S
             "heldout_examples": h["n"], "pairs": 0, "feedback": s["rollouts_logged"]}
 
 
-ONLINE_TRAIN = TrainConfig(lr=2e-4, batch_size=8, max_steps=60, warmup_ratio=0.0, schedule=Schedule.CONSTANT)
+ONLINE_TRAIN = TrainConfig(lr=5e-5, batch_size=8, max_steps=20,  # recipes/grpo.yaml's, tuned on DEV
+                           warmup_ratio=0.0, schedule=Schedule.CONSTANT)
