@@ -96,6 +96,11 @@ def test_user_rewards_by_import_path_train_a_run_on_a_prompt_file(tiny_model_dir
     assert h["reward/mean"] == pytest.approx(2 * h["rewards/overlap/mean"] + h["rewards/short/mean"], rel=1e-6)
 
 
+def length_reward(completions, **kwargs):
+    """A signal that differs between any two different answers (so the resumed steps have advantages)."""
+    return [sum(map(ord, c[0]["content"])) % 7 / 7 for c in completions]
+
+
 @pytest.mark.slow
 def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model_dir, tmp_path):
     """mu = 2, a checkpoint every step: resumed from checkpoint-3 (inside generation 1, mid-epoch: 4 prompts,
@@ -112,12 +117,13 @@ def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model
     args = [f"model.path={warm_model_dir}", *task_overrides(), f"data.from_store=sqlite:///{tmp_path / 'users.db'}",
             "online.num_generations=4", "online.max_new_tokens=4", "online.mu=2", "train.max_steps=4",
             "train.batch_size=2", "train.checkpoint_every=1", "train.keep_checkpoints=0", "eval.enabled=false",
-            f"run_root={runs}", "name=cut", "train.lr=1e-2"]
+            f"run_root={runs}", "name=cut", "train.lr=1e-2",
+            "rewards=[{name: verifier}, {path: 'tests.pipelines.test_online_job:length_reward'}]"]
     assert (res := _train(*args)).exit_code == 0, res.output
     run = runs / "cut"
     full = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert json.loads((run / "summary.json").read_text())["rows"] == 4  # distinct last user messages: 2 generations an epoch
-    assert sum(r["rewards/verifier/mean"] for r in full) > 0  # the task's answers were joined to the prompts
+    assert "rewards/verifier/mean" in full[0] and full[3]["grad_norm"] > 0  # the second reward moves the policy
     assert (res := _train(*args, "--resume", str(run / "checkpoint-3"))).exit_code == 0, res.output
     rest = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rest] == [1, 2, 3, 4]
@@ -164,6 +170,20 @@ def test_logged_prompts_are_the_distinct_last_user_messages(tmp_path):
     rows = logged_prompts(store)
     assert [r["prompt"] for r in rows] == [[*chat, {"role": "user", "content": "What is 2+2?"}]]
     assert len(rows[0]["source_ids"]) == 1
+
+
+def test_prompts_that_are_the_tasks_get_its_answer_for_the_verifier():
+    from refeed.pipelines.online_job import _with_answers, verifier_reward
+    from refeed.pipelines.pretrain import TaskConfig
+
+    task = TaskConfig(name="arithmetic", levels=(1,), train_size=20, dev_size=5, test_size=5).build()
+    e = task.examples("dev")[0]
+    rows = _with_answers([{"prompt": list(e.messages)}, {"prompt": "Tell me a joke."}], task)
+    assert [r["answer"] for r in rows] == [e.answer, None]
+    verifier = verifier_reward("arithmetic")
+    got = verifier(prompts=[r["prompt"] for r in rows] * 2, completions=[e.answer, "1", "x", "y"],
+                   answer=[rows[0]["answer"], rows[0]["answer"], None, None])
+    assert got == [1.0, float(e.answer == "1"), None, None]
 
 
 @pytest.mark.slow
