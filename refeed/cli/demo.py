@@ -55,8 +55,12 @@ def demo(overrides: tuple[str, ...], config_path: str | None, as_json: bool, see
         a = summary["accuracy_after_by_difficulty"][d]
         table.add_row(f"level {d}", f"{b:.3f}", f"{a:.3f}", f"{a - b:+.3f}")
     console.print(table)
-    console.print(f"{summary['pairs']} preference pairs from {summary['feedback']} feedback records, "
-                  f"{summary['train_steps']} DPO steps, {summary['seconds']:.0f} s in all")
+    if summary.get("rollouts_logged") is not None:  # the online path (objective.name=grpo ...)
+        console.print(f"{summary['rollouts_logged']} rollouts scored by the verifier and logged, "
+                      f"{summary['train_steps']} {summary['objective']} steps, {summary['seconds']:.0f} s in all")
+    else:
+        console.print(f"{summary['pairs']} preference pairs from {summary['feedback']} feedback records, "
+                      f"{summary['train_steps']} DPO steps, {summary['seconds']:.0f} s in all")
     console.print(f"report: {summary['report']}")
 
 

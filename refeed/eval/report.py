@@ -1,5 +1,5 @@
 """A run's ``report.html``: the config that matters, PNG plots (training loss, reward margin, eval curves next
-to them, accuracy before/after), the held-out before/after table and a few held-out answers before and after.
+to them, online runs' reward per generation with the DEV points, entropy / KL / clipping, accuracy before/after), the held-out before/after table and a few held-out answers before and after.
 
 The HTML references the PNGs next to it, so the folder can be zipped, mailed, or opened from disk.
 """
@@ -32,6 +32,11 @@ def _plot_series(path: Path, history: list[dict[str, float]], keys: list[str], t
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def _with_curve(history: list[dict], curve: list[dict] | None) -> list[dict]:
+    """Training records followed by the eval points, so one plot shows both against the step."""
+    return [*history, *(c for c in curve or [] if "dev/accuracy" in c)]
 
 
 def _plot_accuracy(path: Path, summary: dict[str, Any]) -> None:
@@ -72,8 +77,18 @@ def write_report(run_dir: Path, history: list[dict[str, float]], summary: dict[s
             figures.append(("eval.png", "Eval during training (" + ", ".join(keys) + ")"))
     if _plot_series(run_dir / "margin.png", history, ["rewards/margin", "rewards/chosen", "rewards/rejected"], "Implicit reward"):
         figures.append(("margin.png", "Reward margin (chosen - rejected)"))
+    online = any("reward/mean" in h for h in history)  # the online loop: rewards of the sampled answers
+    if online:
+        keys = ["reward/mean", *sorted({k for h in history for k in h if k.startswith("rewards/") and k.endswith("/mean")})]
+        _plot_series(run_dir / "online.png", _with_curve(history, curve), [*keys, "dev/accuracy"],
+                     "Reward of the sampled answers, held-out DEV accuracy")
+        figures.append(("online.png", "Online: mean reward per generation, with the eval.every DEV points"))
+        policy = ["entropy", "kl", "clip/low", "clip/high", "frac_reward_zero_std", "completions/truncated_frac"]
+        if _plot_series(run_dir / "policy.png", history, policy, "Policy: entropy, KL, clipping, zero-std groups"):
+            figures.append(("policy.png", "Entropy (sampled tokens), KL, clip fractions, zero-std and truncated fractions"))
     # Every other objective's metrics, one plot per prefix (rm/ for reward models, c3po/, kto/, ...).
-    prefixes = sorted({k.split("/")[0] for h in history for k in h if "/" in k} - {"rewards"})
+    prefixes = sorted({k.split("/")[0] for h in history for k in h if "/" in k} - {"rewards"}
+                      - ({"reward", "clip"} if online else set()))
     for prefix in prefixes:
         keys = sorted({k for h in history for k in h if k.startswith(prefix + "/")})
         if _plot_series(run_dir / f"{prefix}.png", history, keys, f"{prefix} metrics"):

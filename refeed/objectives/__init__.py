@@ -32,6 +32,7 @@ from refeed.objectives.curry_dpo import CurryDPO
 from refeed.objectives.dpo import DPO
 from refeed.objectives.fine_grained import FineGrained
 from refeed.objectives.flr import FLR
+from refeed.objectives.grpo import GRPO
 from refeed.objectives.ipo import IPO
 from refeed.objectives.kto import KTO
 from refeed.objectives.ld_dpo import LDDPO
@@ -60,6 +61,7 @@ OBJECTIVES: dict[str, type] = {
         PlackettLuce,
         C3PO,
         FLR,  # preference family
+        GRPO,  # online: sampled from the policy, scored by rewards
     )
 }
 

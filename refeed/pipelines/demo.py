@@ -4,6 +4,9 @@
     refeed demo --json          # the final metrics as one JSON object
     refeed demo dpo.beta=0.2 train.lr=1e-4 seed=1
 
+``refeed demo objective.name=grpo`` runs the online path instead (``refeed.pipelines.online_job``: the policy
+samples answers to TRAIN prompts, the task's verifier scores them, GRPO updates; the same held-out table).
+
 Steps: (1) the base model (``refeed pretrain``, cached); (2) held-out accuracy before; (3) ``k``
 sampled answers per train prompt, logged as interactions; (4) a simulated user who knows the answers
 gives thumbs and preferences (correct beats incorrect, ties dropped); (5) DPO on the preference pairs
@@ -26,7 +29,9 @@ import yaml
 from refeed.config import to_dict
 from refeed.pipelines.pretrain import PretrainConfig, pretrain
 from refeed.pipelines.simulate import SamplingConfig, rows_from_store, simulate_feedback, store_feedback
-from refeed.train.loop import TrainConfig
+from refeed.train.loop import Schedule, TrainConfig
+
+DPO_BETA = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class DemoConfig:
     model: str = ""  # a model directory or hub id to start from; empty: the built-in tiny model, pretrained
     # beta=1.0 keeps the policy close to the base; with beta=0.1 the tiny model drifts and greedy accuracy
     # drops even while the pair accuracy rises (measured with scripts in bench/, see README).
-    objective: dict[str, Any] = field(default_factory=lambda: {"name": "dpo", "beta": 1.0})
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "dpo", "beta": DPO_BETA})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, batch_size=16, epochs=2, warmup_ratio=0.1))
     seed: int = 0
     run_root: str = "runs"
@@ -64,7 +69,12 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
 
     t0 = time.perf_counter()
     params = dict(cfg.objective)
-    objective = build(params.pop("name", "dpo"), params)  # refuse a bad objective before any work
+    name = params.pop("name", "dpo")
+    if name != "dpo" and params.get("beta") == DPO_BETA:
+        params.pop("beta")  # the default's DPO beta is not another objective's (GRPO's weighs a KL); give another
+    objective = build(name, params)  # refuse a bad objective before any work
+    if objective.needs.rewards:  # GRPO and the online family: sample, score with the verifier, update
+        return _online_demo(cfg, {"name": name, **params}, report)
     if objective.batch_kind is not BatchKind.PAIR:
         raise ValueError(f"the demo trains on preference pairs; objective '{objective.name}' needs {objective.batch_kind.value} rows")
     task = cfg.pretrain.task.build()  # an unknown task fails here, before any work
@@ -123,3 +133,28 @@ def run_demo(cfg: DemoConfig, report: Callable[[Stage], None] = lambda s: None) 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     summary["report"] = str(write_report(run_dir, result.history, summary))
     return summary
+
+
+def _online_demo(cfg: DemoConfig, objective: dict[str, Any], report: Callable[[Stage], None]) -> dict[str, Any]:
+    """``refeed demo objective.name=grpo``: ``refeed train recipes/grpo.yaml``'s job on the demo's task and
+    model (train settings: the demo's when changed, else the online defaults below), in the demo's summary."""
+    from refeed.pipelines.train_job import DataSection, ModelSection, TrainJobConfig, run_train
+    from refeed.train.online import OnlineConfig
+
+    train = cfg.train if cfg.train != DemoConfig().train else ONLINE_TRAIN
+    job = TrainJobConfig(model=ModelSection(path=cfg.model), data=DataSection(sampling=cfg.sampling),
+                         objective=objective, train=train, pretrain=cfg.pretrain, run_root=cfg.run_root,
+                         name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}",
+                         online=OnlineConfig(num_generations=8, temperature=0.7, max_new_tokens=cfg.sampling.max_new_tokens),
+                         rewards=[{"name": "verifier"}])
+    s = run_train(job, report=report)
+    h = s["heldout"]
+    return {**s, "task": h["task"], "seed": cfg.seed, "accuracy_before": h["before"], "accuracy_after": h["after"],
+            "accuracy_gain": h["gain"], "gain_ci": h["gain_ci"],
+            "accuracy_before_by_difficulty": {d: r["before"] for d, r in h["by_difficulty"].items()},
+            "accuracy_after_by_difficulty": {d: r["after"] for d, r in h["by_difficulty"].items()},
+            "heldout_examples": h["n"], "pairs": 0, "feedback": s["rollouts_logged"]}
+
+
+ONLINE_TRAIN = TrainConfig(lr=5e-5, batch_size=8, max_steps=20,  # recipes/grpo.yaml's, tuned on DEV
+                           warmup_ratio=0.0, schedule=Schedule.CONSTANT)

@@ -5,7 +5,8 @@
     accelerate launch -m refeed train recipes/dpo.yaml       # several processes / GPUs
 
 A recipe has the sections ``model``, ``data``, ``objective``, ``train`` (``refeed.train.loop.TrainConfig``)
-and ``eval``. Data comes from a JSONL / Parquet file in TRL's columns (standard or conversational), or, when
+and ``eval``; an objective that learns from rewards (GRPO ...) runs the online loop instead
+(``refeed.pipelines.online_job``, sections ``online`` and ``rewards`` too). Data comes from a JSONL / Parquet file in TRL's columns (standard or conversational), or, when
 no file is given, from the built-in task: the base model's own answers judged by the simulated user, with the
 feedback kind the objective needs (``refeed.pipelines.simulate.PLANS``; ``data.feedback`` picks another),
 logged into the run's store and built into rows by ``refeed.datasets`` as real feedback would be.
@@ -35,6 +36,7 @@ from refeed.pipelines.demo import Stage
 from refeed.pipelines.pretrain import PretrainConfig
 from refeed.pipelines.simulate import SamplingConfig
 from refeed.train.loop import TrainConfig, is_main_process
+from refeed.train.online import OnlineConfig
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class DataSection:
     feedback: str = ""  # simulated feedback plan (refeed.pipelines.simulate.PLANS); empty: what the objective needs
     eval_path: str = ""  # held-out rows; empty: <data>.eval.<ext> beside data.path when it exists
     store: str = ""  # store URL that records the run and its dataset build; empty: <run_dir>/feedback.db
+    from_store: str = ""  # online objectives: prompts from this store (distinct last user messages)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class TrainJobConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalSection = field(default_factory=EvalSection)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # the built-in base model and task
+    online: OnlineConfig = field(default_factory=OnlineConfig)  # objectives that learn from rewards (GRPO ...)
+    rewards: list[dict[str, Any]] = field(default_factory=list)  # their reward specs (refeed.pipelines.online_job)
     run_root: str = "runs"
     name: str = ""  # run directory name; empty: <objective>-<time>
 
@@ -245,6 +250,21 @@ def _open_store(cfg: TrainJobConfig, run_dir: Path):
     return Store(f"sqlite:///{(run_dir / name).resolve()}")
 
 
+def checkpoint_dir(resume: str | None) -> Path | None:
+    """``--resume``'s checkpoint directory, refused before any work when it does not exist."""
+    resume_dir = Path(resume) if resume else None
+    if resume_dir and not resume_dir.is_dir():
+        raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
+    return resume_dir
+
+
+def make_run_dir(cfg: TrainJobConfig, objective, resume_dir: Path | None) -> Path:
+    """The run directory: the checkpoint's parent on resume, else ``run_root/<name or objective-time>``."""
+    run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 def run_train(cfg: TrainJobConfig, resume: str | None = None, report: Callable[[Stage], None] | None = None,
               notice: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one training job; returns its summary (also written to ``run_dir/summary.json``).
@@ -259,6 +279,10 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, report: Callable[[
     t0 = time.perf_counter()
     params = dict(cfg.objective)
     objective = build(params.pop("name", "dpo"), params)
+    if objective.needs.rewards:  # sampled from the policy and scored: the online loop
+        from refeed.pipelines.online_job import run_online
+
+        return run_online(cfg, objective, resume, report, notice, t0)
     rows = load_rows(cfg.data.path) if cfg.data.path else None
     if rows is not None:
         check_columns(objective, set(rows[0]) if rows else set())
@@ -271,16 +295,13 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, report: Callable[[
     ev_path = eval_path(cfg.data)
     eval_rows = load_rows(ev_path) if ev_path else None
     task = cfg.pretrain.task.build()
-    resume_dir = Path(resume) if resume else None
-    if resume_dir and not resume_dir.is_dir():
-        raise ConfigError(f"checkpoint '{resume_dir}' does not exist")
+    resume_dir = checkpoint_dir(resume)
     model, tok, base = _model(cfg)
     from refeed.models.templates import is_conversational, require_chat_template
 
     if rows is None or any(is_conversational(r) for r in rows):  # the built-in task's prompts are chats too
         require_chat_template(tok, base)
-    run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = make_run_dir(cfg, objective, resume_dir)
     store = _open_store(cfg, run_dir)
     if rows is None:
         data = _simulated(cfg, objective, model, tok, base, task, store, report)
@@ -313,7 +334,6 @@ def run_train(cfg: TrainJobConfig, resume: str | None = None, report: Callable[[
 
 def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_dir: Path, resume_dir, report,
                        task_eval: bool, is_rm: bool, t0: float) -> dict[str, Any]:
-    from refeed.eval.report import write_report
     from refeed.pipelines import heldout
     from refeed.train.loop import train
 
@@ -341,12 +361,22 @@ def _train_and_measure(cfg, objective, model, tok, base, task, data: _Data, run_
                "config": {"objective": dict(cfg.objective), "lr": cfg.train.lr, "steps": result.steps,
                           "batch_size": cfg.train.batch_size, "epochs": cfg.train.epochs},
                "heldout": heldout_summary, "report": str(run_dir / "report.html")}
-    if is_main_process(cfg.train):  # under accelerate launch, one process writes the run's outputs
-        final = run_dir / "model"
-        _merged(result.model, cfg.model.lora.r > 0 and not cfg.model.quantization).save_pretrained(final)  # QLoRA: the adapters
-        tok.save_pretrained(final)
-        write_report(run_dir, _all_history(run_dir), summary, heldout.read_curve(run_dir))
+    save_outputs(cfg, result.model, tok, run_dir, summary)
     return summary
+
+
+def save_outputs(cfg: TrainJobConfig, model, tok, run_dir: Path, summary: dict[str, Any]) -> None:
+    """The trained model (LoRA merged; QLoRA: the adapters) and ``report.html``, written by the main process
+    only (under accelerate launch)."""
+    from refeed.eval.report import write_report
+    from refeed.pipelines import heldout
+
+    if not is_main_process(cfg.train):
+        return
+    final = run_dir / "model"
+    _merged(model, cfg.model.lora.r > 0 and not cfg.model.quantization).save_pretrained(final)
+    tok.save_pretrained(final)
+    write_report(run_dir, _all_history(run_dir), summary, heldout.read_curve(run_dir))
 
 
 def _record_start(store, cfg, objective, data: _Data, run_dir: Path) -> str:

@@ -19,8 +19,11 @@ What one generation does, in order:
    step): the objective gets the policy's log-probs at the sampling temperature, ``old_logps`` (the
    sampling log-probs, so the ratios are exact importance ratios), ``rewards`` (B, K), ``truncated``
    (B, K) and ``group_valid``, and computes its advantages itself (``refeed.objectives.grpo``).
-Metrics per step add each reward function's mean and std, the reward's, the completion lengths and the
-truncated fraction to the objective's own (clip fractions, KL, fraction of zero-std groups).
+Metrics per step add each reward function's mean and std, the reward's, the completion lengths, the
+truncated fraction and ``entropy`` to the objective's own (clip fractions, KL, fraction of zero-std groups).
+``entropy`` is -mean log p of the sampled tokens under the distribution they were sampled from: a
+Monte-Carlo estimate of the policy's per-token entropy that costs nothing (the generator returns those
+log-probs), at the sampling temperature and top-p rather than at T = 1.
 
 Exact resume: a checkpoint stores the current generation (token ids, sampling log-probs, rewards), so a
 run cut between two of its ``mu`` steps continues on the same rollouts; the prompt order is replayed
@@ -63,6 +66,9 @@ class OnlineConfig:
     top_p: float = 1.0
     max_new_tokens: int = 64
     reward_weights: tuple[float, ...] = ()  # one per reward function; (): all 1
+    # (token id, bias) added to the logits before sampling, e.g. ((eos, -100.0),) to force full length; the
+    # sampling log-probs are the biased distribution's, so ratios then carry the bias (benchmarks only)
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_generations < 2 or self.mu < 1:
@@ -103,6 +109,9 @@ def _call_reward(fn, prompts, completions, completion_ids, columns: dict[str, li
     return asyncio.run(out) if inspect.isawaitable(out) else out
 
 
+RESERVED = ("prompt", "prompts", "completions", "completion_ids")  # the reward call's own arguments
+
+
 def score_group(fns: Sequence[Reward], weights: Sequence[float], row: dict[str, Any], rollouts: list[Rollout],
                 index: int) -> tuple[list[float], dict[str, list[float | None]]]:
     """The K answers of prompt ``index`` scored by every function: (weighted totals, per-signal values).
@@ -113,7 +122,7 @@ def score_group(fns: Sequence[Reward], weights: Sequence[float], row: dict[str, 
     k = len(rollouts)
     text = [r.completion for r in rollouts]
     completions = text if isinstance(row["prompt"], str) else [[{"role": "assistant", "content": t}] for t in text]
-    columns = {c: [v] * k for c, v in row.items() if c != "prompt"}
+    columns = {c: [v] * k for c, v in row.items() if c not in RESERVED}  # a dataset's `completions` is no answer
     totals, signals = [0.0] * k, {}
     for fn, w in zip(fns, weights, strict=True):
         try:
@@ -137,11 +146,12 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
 
 
-def _generate(generator, rows: list[dict], fns, weights, online: OnlineConfig, seed: int, index: int) -> _Generation:
-    """Sample K answers per prompt and score them: one ``_Generation``."""
-    prompts = [[{"role": "user", "content": r["prompt"]}] if isinstance(r["prompt"], str) else list(r["prompt"]) for r in rows]
+def _generate(generator, rows: list[dict], fns, weights, online: OnlineConfig, seed: int, index: int
+              ) -> tuple[_Generation, list[Rollout]]:
+    """Sample K answers per prompt and score them: one ``_Generation`` and its rollouts (rewards set)."""
+    prompts = [_messages(r["prompt"]) for r in rows]
     sampling = SamplingParams(temperature=online.temperature, top_p=online.top_p, max_new_tokens=online.max_new_tokens,
-                              seed=seed * 1_000_003 + index)
+                              seed=seed * 1_000_003 + index, logit_bias=tuple(online.logit_bias))
     rollouts = generator.generate(prompts, sampling, n=online.num_generations)
     k = online.num_generations
     encoded, old, rewards, truncated, signals = [], [], [], [], {}
@@ -163,9 +173,13 @@ def _generate(generator, rows: list[dict], fns, weights, online: OnlineConfig, s
     for n, v in signals.items():
         metrics[f"rewards/{n}/mean"], metrics[f"rewards/{n}/std"] = _stats(v) if v else (0.0, 0.0)
     lengths = [len(a) for r in encoded for a in r.answers]
+    n_tokens = max(sum(lengths), 1)
     metrics |= {"completions/mean_length": sum(lengths) / len(lengths), "generation": float(index),
-                "completions/truncated_frac": sum(map(sum, truncated)) / len(lengths)}
-    return _Generation(index, encoded, old, rewards, truncated, None, metrics)
+                "completions/truncated_frac": sum(map(sum, truncated)) / len(lengths),
+                # -mean log p(sampled token): a Monte-Carlo estimate of the per-token entropy of the
+                # distribution sampled from (after temperature / top-p), free from the sampling log-probs
+                "entropy": -sum(x for g in old for a in g for x in a) / n_tokens}
+    return _Generation(index, encoded, old, rewards, truncated, None, metrics), rollouts
 
 
 class _Logps:
@@ -209,6 +223,27 @@ def _micro_loss(module, lp: _Logps, objective: Objective, gen: _Generation, idx:
     return objective.loss(shape_for_objective(BatchKind.GROUP, out, len(idx), batch), ref, extras)
 
 
+def _messages(prompt) -> list[dict]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def check_context(model, tokenizer, rows: Sequence[dict[str, Any]], max_new_tokens: int) -> None:
+    """Refuse, before any work, ``max_new_tokens`` that do not fit the model's context after the longest
+    prompts (the 16 longest by characters are tokenized, as the generator will)."""
+    context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+    if not context:
+        return
+    if max_new_tokens >= context:
+        raise ConfigError(f"online.max_new_tokens={max_new_tokens} exceeds the model's context of {context} tokens")
+    from refeed.batch.encode import encode_prompt
+
+    longest = sorted((r["prompt"] for r in rows if "prompt" in r), key=lambda p: len(str(p)), reverse=True)[:16]
+    n = max((len(encode_prompt(tokenizer, _messages(p))) for p in longest), default=0)
+    if n + max_new_tokens > context:
+        raise ConfigError(f"online.max_new_tokens={max_new_tokens} with a {n}-token prompt exceeds the model's "
+                          f"context of {context} tokens")
+
+
 def _prompt_batches(n_rows: int, per_gen: int, rng: random.Random):
     """Row indices of each generation's prompts: reshuffled every epoch, the ragged tail dropped."""
     while True:
@@ -235,11 +270,15 @@ def _check(rows, fns, objective, online: OnlineConfig, per_gen: int) -> None:
 def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequence[Reward], objective: Objective,
                  cfg: TrainConfig, online: OnlineConfig = OnlineConfig(), run_dir: Path | None = None,
                  generator=None, ref_model=None, resume_from: Path | None = None,
-                 progress: Callable[[int, int, dict[str, float]], bool | None] | None = None) -> TrainResult:
+                 progress: Callable[[int, int, dict[str, float]], bool | None] | None = None,
+                 on_rollouts: Callable[[int, list[Rollout]], None] | None = None) -> TrainResult:
     """Train ``model`` in place on answers it samples to ``rows``' prompts; see the module docstring.
 
     ``cfg.max_steps`` counts optimizer steps (``mu`` per generation); 0 runs ``cfg.epochs`` passes over
     the prompts. ``progress(step, total, record)`` returning True stops early, as in the offline loop.
+    ``on_rollouts(generation, rollouts)`` gets each new generation's scored rollouts (prompt-major, K per
+    prompt, ``rollout.rewards`` set) before its updates, e.g. to log them to a store; a generation restored
+    from a checkpoint is not handed out again.
     """
     t0 = time.perf_counter()
     rows = list(rows)
@@ -247,6 +286,7 @@ def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequ
     world, device = acc.num_processes, acc.device
     per_gen = cfg.batch_size * cfg.grad_accum * world
     _check(rows, rewards, objective, online, per_gen)
+    check_context(model, tokenizer, rows, online.max_new_tokens)
     if run_dir:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -261,9 +301,9 @@ def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequ
         generator = TransformersGenerator(model, tokenizer, name="policy", version="policy@step0")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     total = cfg.max_steps or (len(rows) // per_gen) * cfg.epochs * online.mu
-    lp = _Logps(model, cfg, online, supports_shared_prompt(model))
+    lp = _Logps(model, cfg, online, cfg.share_prompt and supports_shared_prompt(model))
     run = _Online(None, lp, objective, generator, rows, list(rewards), tuple(online.reward_weights) or (1.0,) * len(rewards),
-                  cfg, online, pad_id, ref_model)
+                  cfg, online, pad_id, ref_model, on_rollouts)
     update, state = Update.create(acc, model, lp.module, cfg, total, run_dir, rng, resume_from,
                                   extra_state=lambda: {"generation": run.gen.state() if run.gen else None})
     run.update = update
@@ -276,6 +316,8 @@ def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequ
         saved = (state.get("extra") or {}).get("generation")
         run.gen = _Generation.from_state(saved) if saved and update.step % online.mu else None
     start = update.step
+    if start and hasattr(generator, "version"):
+        generator.version = f"{getattr(generator, 'name', 'policy')}@step{start}"
     history = run.steps(batches, total, acc.process_index, progress)
     acc.wait_for_everyone()
     model.eval()
@@ -295,6 +337,7 @@ class _Online:
     online: OnlineConfig
     pad_id: int
     ref_model: Any
+    on_rollouts: Callable[[int, list[Rollout]], None] | None = None
     gen: _Generation | None = None
 
     def steps(self, batches, total: int, rank: int, progress) -> list[dict[str, float]]:
@@ -304,8 +347,10 @@ class _Online:
         while update.step < total:
             if self.gen is None or update.step % mu == 0:
                 idx = next(batches)[rank * cfg.batch_size * cfg.grad_accum : (rank + 1) * cfg.batch_size * cfg.grad_accum]
-                self.gen = _generate(self.generator, [self.rows[i] for i in idx], self.fns, self.weights, self.online,
-                                     cfg.seed, update.step // mu)
+                self.gen, rollouts = _generate(self.generator, [self.rows[i] for i in idx], self.fns, self.weights,
+                                               self.online, cfg.seed, update.step // mu)
+                if self.on_rollouts is not None:
+                    self.on_rollouts(self.gen.index, rollouts)
                 if self.ref_model is not None:
                     self.gen.reference = _reference(self.ref_model, self.gen, cfg, self.online, self.pad_id, device,
                                                     self.lp.shared)
@@ -313,7 +358,7 @@ class _Online:
             micro = [list(range(m * cfg.batch_size, (m + 1) * cfg.batch_size)) for m in range(cfg.grad_accum)]
             record = update(micro, functools.partial(_micro_loss, update.module, self.lp, self.objective, self.gen,
                                                      pad_id=self.pad_id, device=device), self.gen.metrics)
-            self.generator.version = f"policy@step{update.step}"
+            self.generator.version = f"{getattr(self.generator, 'name', 'policy')}@step{update.step}"
             history.append(record)
             if progress and progress(update.step, total, record):
                 break

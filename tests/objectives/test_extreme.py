@@ -248,6 +248,31 @@ def _pl_formula(beta, top_k):
     return formula
 
 
+# GRPO: old (sampling) log-probs near the policy's (answers are sampled from it), extreme log-prob values,
+# rewards of magnitude 1e3 and an all-equal group (std 0).
+GRPO_OFFSET = 0.3 * (torch.rand((B, K, T), generator=torch.Generator().manual_seed(11), dtype=torch.float64) - 0.5)
+GRPO_REWARDS = torch.tensor([[1e3, -1e3, 0.0], [1.0, 1.0, 5.0], [2.0, 2.0, 2.0], [0.0, 3.0, 1.0],
+                             [-1e3, 0.5, 1e3], [1.0, 0.0, 0.0]], dtype=torch.float64)
+
+
+def _grpo_inputs(L):
+    def grp(v):
+        return GroupLogps(v * GROUP_MASK, GROUP_MASK, VALID)
+
+    old = grp(L["pc"].detach() + GRPO_OFFSET.to(L["pc"].dtype))
+    return grp(L["pc"]), None, {"old_logps": old, "rewards": GRPO_REWARDS.float(), "truncated": ~VALID}
+
+
+def _grpo_formula(L):
+    r = GRPO_REWARDS
+    adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)  # (B, K)
+    ratio = torch.exp((L["pc"] - (L["pc"].detach() + GRPO_OFFSET)) * GROUP_MASK)
+    a = adv[..., None]
+    per_token = -torch.minimum(ratio * a, ratio.clamp(0.8, 1.2) * a) * GROUP_MASK
+    per_answer = per_token.sum(-1) / GROUP_MASK.sum(-1).clamp(min=1)
+    return per_answer.sum() / VALID.sum()
+
+
 # ---- score heads --------------------------------------------------------------------------------
 
 
@@ -372,6 +397,7 @@ CASES: dict[str, list[Case]] = {
     "plackett_luce": [
         Case(GROUP_LEAVES, _group_inputs, _pl_formula(0.1, k), {"top_k": k}, ("pc",)) for k in (0, 1)
     ],
+    "grpo": [Case(GROUP_LEAVES, _grpo_inputs, _grpo_formula, {}, ("pc",))],
     "bradley_terry": [
         Case(
             SCORE_LEAVES_1,
