@@ -158,19 +158,30 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--split", default="test", choices=["test", "dev"])
     ap.add_argument("--eval-prompts", type=int, default=0, help="first N prompts of the split; 0 = all")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8, help="prompts per generation (online) / pairs per step (DPO)")
     ap.add_argument("--k", type=int, default=8, help="answers sampled per prompt")
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--dpo-lr", type=float, default=2e-4)
+    ap.add_argument("--lr", type=float, default=5e-5, help="online methods (DEV, arithmetic, seed 0: 2e-5 .. 5e-4)")
+    ap.add_argument("--dpo-lr", type=float, default=1e-5, help="offline DPO (DEV, arithmetic, seed 0: 1e-5 .. 5e-4)")
     ap.add_argument("--dpo-beta", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--base-root", default="runs", help="where pretrained bases are cached")
     ap.add_argument("--base-dir", default=None, help="use this model instead of the pretrained base (smoke runs)")
     ap.add_argument("--out", default="bench/results/online_gain.json")
+    ap.add_argument("--merge", nargs="+", default=None, help="join these result files' tasks into --out (runs split "
+                    "over processes, e.g. one per task) and exit")
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        merged = {**parts[0], "tasks": {t: v for p in parts for t, v in p["tasks"].items()},
+                  "seconds": max(p["seconds"] for p in parts), "merged_from": args.merge,
+                  "configs": [p["config"] for p in parts]}
+        merged["table"] = _table(merged)
+        Path(args.out).write_text(json.dumps(merged, indent=2) + "\n")
+        print(merged["table"])
+        return
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     summary: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "split": args.split,
