@@ -37,10 +37,15 @@ from refeed.objectives.ipo import IPO
 from refeed.objectives.kto import KTO
 from refeed.objectives.ld_dpo import LDDPO
 from refeed.objectives.nft import NFT
+from refeed.objectives.nft_online import NFTOnline
+from refeed.objectives.online_dpo import OnlineDPO
 from refeed.objectives.ordinal import Ordinal
+from refeed.objectives.pf_ppo import PFPPO
 from refeed.objectives.plackett_luce import PlackettLuce
+from refeed.objectives.rloo import RLOO
 from refeed.objectives.sft import SFT
 from refeed.objectives.simpo import SimPO
+from refeed.objectives.weighted_grpo import WeightedGRPO
 
 OBJECTIVES: dict[str, type] = {
     o.name: o
@@ -61,7 +66,12 @@ OBJECTIVES: dict[str, type] = {
         PlackettLuce,
         C3PO,
         FLR,  # preference family
-        GRPO,  # online: sampled from the policy, scored by rewards
+        GRPO,
+        RLOO,
+        WeightedGRPO,
+        PFPPO,
+        NFTOnline,
+        OnlineDPO,  # online: scored rollouts of the current policy (GROUP rows, rewards (B, K))
     )
 }
 

@@ -29,6 +29,7 @@ from refeed.objectives import (
     build,
 )
 from refeed.objectives.ordinal import MIN_GAP
+from tests.objectives.extreme_online import online_cases
 
 B, T, H, K = 6, 4, 3, 3
 FAR = torch.tensor([-1000.0, -700.0, -104.5, -30.0, -1.0, -0.01], dtype=torch.float64)
@@ -435,6 +436,8 @@ CASES: dict[str, list[Case]] = {
         )
     ],
 }
+
+CASES |= online_cases(Case, _logps)  # rloo, weighted_grpo, pf_ppo, nft_online, online_dpo: GROUP rows with rewards
 
 
 def _run(case: Case, dtype: torch.dtype, name: str):
