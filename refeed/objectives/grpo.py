@@ -26,6 +26,7 @@ from enum import StrEnum
 import torch
 
 from refeed.objectives.base import BatchKind, GroupLogps, LossOutput, Needs
+from refeed.objectives.stable import clipped_loss, k3
 
 
 class LossType(StrEnum):
@@ -90,23 +91,21 @@ class GRPO:
             keep &= ~batch["truncated"].bool()
         mask = policy.mask & keep[..., None]  # (B, K, T)
         log_ratio = (policy.values - old.values) * mask  # (B, K, T)
-        if cfg.importance is Importance.SEQUENCE:
+        if cfg.importance == Importance.SEQUENCE:
             log_ratio = (log_ratio.sum(-1) / mask.sum(-1).clamp(min=1))[..., None].expand_as(log_ratio)
-        ratio = torch.exp(log_ratio)
         high = cfg.epsilon_high or cfg.epsilon
-        clipped = ratio.clamp(1 - cfg.epsilon, 1 + high)
-        per_token = -torch.min(ratio * adv[..., None], clipped * adv[..., None])  # (B, K, T)
+        # exp continued linearly past log-ratio 20 (refeed.objectives.stable): finite at any input
+        per_token, ratio = clipped_loss(log_ratio, adv[..., None], cfg.epsilon, high)  # (B, K, T)
         metrics = {}
         if reference is not None and cfg.beta > 0:
-            diff = (reference.values - policy.values) * mask
-            kl = torch.exp(diff) - diff - 1  # (B, K, T), >= 0
+            kl = k3(policy.values * mask, reference.values * mask)  # (B, K, T), >= 0
             per_token = per_token + cfg.beta * kl
             metrics["kl"] = ((kl * mask).sum() / mask.sum().clamp(min=1)).detach()
         per_token = per_token * mask
-        if cfg.loss_type is LossType.GRPO:
+        if cfg.loss_type == LossType.GRPO:
             per_answer = per_token.sum(-1) / mask.sum(-1).clamp(min=1)  # (B, K)
             loss = per_answer.sum() / keep.sum().clamp(min=1)
-        elif cfg.loss_type is LossType.DAPO:
+        elif cfg.loss_type == LossType.DAPO:
             loss = per_token.sum() / mask.sum().clamp(min=1)
         else:
             length = cfg.max_completion_length or mask.shape[-1]

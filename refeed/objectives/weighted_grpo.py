@@ -32,7 +32,7 @@ import torch
 
 from refeed.objectives.base import BatchKind, GroupLogps, LossOutput, Needs
 from refeed.objectives.grpo import LossType, group_advantages
-from refeed.objectives.rloo import clip_metrics, clipped_loss, k3
+from refeed.objectives.stable import clip_metrics, clipped_loss, k3
 
 
 @dataclass(frozen=True)
