@@ -24,7 +24,6 @@ before/after table, eval points (``eval.every``, DEV), report and ``runs`` row a
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -50,33 +49,11 @@ from refeed.pipelines.train_job import (
 from refeed.train.loop import is_main_process
 
 
-def _completion_text(c: Any) -> str:
-    return c if isinstance(c, str) else (c[-1].get("content") or "") if c else ""
-
-
 def _last_user(prompt: Any) -> str:
     if isinstance(prompt, str):
         return prompt.strip()
     users = [m for m in prompt if m.get("role") == "user"]
     return str(users[-1].get("content") or "").strip() if users else ""
-
-
-def verifier_reward(task_name: str | None):
-    """The built-in task's verifier as a TRL reward function named ``verifier``: the verdict's score (1 right,
-    0 wrong) against the row's ``answer`` column; None (does not apply) where a row has no answer."""
-    from refeed.tasks import get_task
-    from refeed.types import Example
-
-    if not task_name:
-        raise ConfigError("rewards: {name: verifier} needs a built-in task (pretrain.task.name)")
-    task = get_task(task_name)
-
-    def verifier(prompts, completions, answer=None, **kwargs) -> list[float | None]:
-        answers = answer if answer is not None else [None] * len(completions)
-        return [None if a is None else task.verify(Example("", task.name, (), str(a)), _completion_text(c)).score
-                for c, a in zip(completions, answers, strict=True)]
-
-    return verifier
 
 
 def _with_answers(rows: list[dict], task) -> list[dict]:
@@ -88,36 +65,15 @@ def _with_answers(rows: list[dict], task) -> list[dict]:
     return [{**r, "answer": known.get(_last_user(r["prompt"]))} for r in rows]
 
 
-def import_reward(path: str):
-    """``pkg.mod:fn`` (or ``pkg.mod.fn``) -> the function, refused naming the path when it does not resolve."""
-    mod, _, name = path.partition(":") if ":" in path else path.rpartition(".")
-    if not mod or not name:
-        raise ConfigError(f"reward path '{path}': expected 'package.module:function'")
-    try:
-        module = importlib.import_module(mod)
-    except ImportError as e:
-        raise ConfigError(f"reward path '{path}': cannot import module '{mod}' ({e})") from None
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise ConfigError(f"reward path '{path}': module '{mod}' has no function '{name}'")
-    return fn
-
-
 def _rewards(specs: list[dict], task: str | None) -> tuple[list[Any], list[float]]:
-    # replaced by refeed.rewards.build_rewards at merge
-    fns, weights = [], []
-    for n, spec in enumerate(specs):
-        if not isinstance(spec, dict) or not (spec.get("name") or spec.get("path")):
-            raise ConfigError(f"rewards[{n}]: expected {{name: verifier}} or {{path: 'pkg.mod:fn'}}, got {spec!r}")
-        if spec.get("path"):
-            fns.append(import_reward(str(spec["path"])))
-        elif spec["name"] == "verifier":
-            fns.append(verifier_reward(task))
-        else:
-            raise ConfigError(f"rewards[{n}]: unknown reward '{spec['name']}'; use {{name: verifier}} or "
-                              f"{{path: 'pkg.mod:fn'}}")
-        weights.append(float(spec.get("weight", 1.0)))
-    return fns, weights
+    """The recipe's ``rewards:`` list as functions and weights (``refeed.rewards.build_rewards``), its errors
+    as one-line config errors."""
+    from refeed.rewards import build_rewards
+
+    try:
+        return build_rewards(specs, task=task)
+    except (ImportError, AttributeError, TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
 
 
 def _prompts(cfg: TrainJobConfig, task) -> tuple[list[dict], str]:

@@ -41,11 +41,15 @@ def verifier(task: str | None = None, partial: bool = False, task_args: dict[str
     if task is not None:
         _task(task, args)  # bad task_args fail here, not at the first step
 
-    def fn(prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None, **columns) -> list[float]:
+    def fn(prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None, **columns) -> list[float | None]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        out = []
+        out: list[float | None] = []
+        answers = columns.get("answer")
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            if answers is not None and answers[i] is None:  # a row whose answer nobody knows: does not apply
+                out.append(None)
+                continue
             name = task or task_of(prompt)
             if name is None:
                 raise ValueError(f"verifier: prompt {i} ({text_of(prompt)[:60]!r}) is not a built-in task's prompt; "

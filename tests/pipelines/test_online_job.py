@@ -86,7 +86,7 @@ def test_user_rewards_by_import_path_train_a_run_on_a_prompt_file(tiny_model_dir
     data.write_text("".join(json.dumps({"prompt": f"Say {w}.", "target": w}) + "\n" for w in ("ab", "cd", "ef", "gh")))
     runs = tmp_path / "runs"
     res = _train("--data", str(data), f"model.path={tiny_model_dir}", *TINY, f"run_root={runs}", "eval.enabled=false",
-                 "rewards=[{path: 'my_rewards_mod:overlap', weight: 2.0}, {path: my_rewards_mod.short}]")
+                 "rewards=[{path: 'my_rewards_mod:overlap', weight: 2.0}, {path: 'my_rewards_mod:short'}]")
     assert res.exit_code == 0, res.output
     (run,) = runs.iterdir()
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -133,8 +133,8 @@ def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model
 
 
 @pytest.mark.parametrize("args, message", [
-    (["rewards=[{path: 'no_such_pkg.rewards:fn'}]"], "reward path 'no_such_pkg.rewards:fn': cannot import module"),
-    (["rewards=[{path: 'json:no_such_fn'}]"], "module 'json' has no function 'no_such_fn'"),
+    (["rewards=[{path: 'no_such_pkg.rewards:fn'}]"], "reward path 'no_such_pkg.rewards:fn': no module named 'no_such_pkg'"),
+    (["rewards=[{path: 'json:no_such_fn'}]"], "reward path 'json:no_such_fn': 'json' has no attribute 'no_such_fn'"),
     (["rewards=[{name: judgy}]"], "unknown reward 'judgy'"),
     (["online.max_new_tokens=100000"], "online.max_new_tokens=100000 exceeds the model's context of 256 tokens"),
     (["--data", "QUESTIONS"], "has no 'prompt' column, the one the online loop samples answers to (it has: question)"),
@@ -173,14 +173,14 @@ def test_logged_prompts_are_the_distinct_last_user_messages(tmp_path):
 
 
 def test_prompts_that_are_the_tasks_get_its_answer_for_the_verifier():
-    from refeed.pipelines.online_job import _with_answers, verifier_reward
+    from refeed.pipelines.online_job import _rewards, _with_answers
     from refeed.pipelines.pretrain import TaskConfig
 
     task = TaskConfig(name="arithmetic", levels=(1,), train_size=20, dev_size=5, test_size=5).build()
     e = task.examples("dev")[0]
     rows = _with_answers([{"prompt": list(e.messages)}, {"prompt": "Tell me a joke."}], task)
     assert [r["answer"] for r in rows] == [e.answer, None]
-    verifier = verifier_reward("arithmetic")
+    (verifier,), weights = _rewards([{"name": "verifier"}], "arithmetic")  # the recipe default
     got = verifier(prompts=[r["prompt"] for r in rows] * 2, completions=[e.answer, "1", "x", "y"],
                    answer=[rows[0]["answer"], rows[0]["answer"], None, None])
     assert got == [1.0, float(e.answer == "1"), None, None]
