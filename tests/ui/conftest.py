@@ -24,7 +24,7 @@ def chromium_path() -> str | None:
     return os.environ.get("REFEED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # module: sync_playwright runs an event loop in the thread while open, which breaks asyncio.run in later files of the same xdist worker
 def browser():
     exe = chromium_path()
     if exe is None:
