@@ -14,7 +14,7 @@ that are in neither its TRAIN nor its DEV split):
 - rules (oracle.RULES as the system message): adherence in scope, and change out of scope (how often the
   answer takes the rule's form out of scope with the rule minus without it), with paired intervals.
 
-Writes bench/results/base_models.json and prints the markdown table for the README (notes/small.md).
+Writes bench/results/base_models.json and prints the markdown table for the README ("Built-in bases and tasks").
 """
 
 from __future__ import annotations
