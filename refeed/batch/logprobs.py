@@ -46,17 +46,23 @@ def completion_logps(
         return naive_completion_logps(model, input_ids, attention_mask, completion_mask, temperature)
     decoder, head = parts
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
-    picked = hidden[:, :-1][mask]  # (N, H): only positions that predict a completion token
-    picked_targets = targets[mask]  # (N,)
+    # only the positions that predict a completion token reach the head
+    return picked_logps(head, hidden[:, :-1][mask], targets[mask], mask, chunk_size, temperature)
+
+
+def picked_logps(head, picked: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, chunk_size: int,
+                 temperature: float) -> TokenLogps:
+    """The head on the hidden states ``picked`` (N, H) that predict ``targets`` (N,), ``chunk_size`` rows
+    at a time, scattered back to ``mask``'s (B, T) True positions (row-major, as boolean selection takes them).
+
+    log_softmax(x)[y] = x[y] - logsumexp(x): no (n, V) log-prob tensor is made beyond the chunk's logits."""
     out = []
     for start in range(0, picked.shape[0], chunk_size):
         logits = head(picked[start : start + chunk_size]).float() / temperature  # (n, V)
-        tgt = picked_targets[start : start + chunk_size]
-        # log_softmax(x)[y] = x[y] - logsumexp(x): no (n, V) log-prob tensor beyond the logits
+        tgt = targets[start : start + chunk_size]
         out.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
-    flat = torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
-    values = torch.zeros(mask.shape, dtype=torch.float32, device=input_ids.device)
-    values = values.masked_scatter(mask, flat)  # row-major order matches the boolean selection above
+    values = torch.zeros(mask.shape, dtype=torch.float32, device=targets.device)
+    values = values.masked_scatter(mask, torch.cat(out) if out else values.new_zeros(0))
     return TokenLogps(values=values, mask=mask)
 
 
@@ -118,15 +124,7 @@ def shared_prompt_logps(
     # Answer token j is predicted from the position before it: the prompt's last one for j = 0.
     before = torch.cat([out.last_hidden_state[:, -1][tile][:, None], hidden[:, :-1]], dim=1)  # (S, A, H)
     mask = answer_mask.bool()
-    picked, targets = before[mask], answer_ids[mask]  # (N, H), (N,)
-    flat = []
-    for start in range(0, picked.shape[0], chunk_size):
-        logits = head(picked[start : start + chunk_size]).float() / temperature  # (n, V)
-        tgt = targets[start : start + chunk_size]
-        flat.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
-    values = torch.zeros(mask.shape, dtype=torch.float32, device=answer_ids.device)
-    values = values.masked_scatter(mask, torch.cat(flat) if flat else values.new_zeros(0))
-    return TokenLogps(values=values, mask=mask)
+    return picked_logps(head, before[mask], answer_ids[mask], mask, chunk_size, temperature)
 
 
 def _cache_kwarg(decoder, cache) -> dict:

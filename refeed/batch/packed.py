@@ -168,7 +168,7 @@ def packed_prompt_logps(
     temperature: float = 1.0,
 ) -> TokenLogps:
     """Per answer token ``log pi(y_t | x, y_<t)``, values (S, A) as ``shared_prompt_logps``; see the module."""
-    from refeed.batch.logprobs import _split_lm
+    from refeed.batch.logprobs import _split_lm, picked_logps
 
     decoder, head = _split_lm(model)
     ids, pos, layout, predict = pack(prompt_ids.cpu(), prompt_mask.cpu(), answer_ids.cpu(), answer_mask.cpu())
@@ -176,15 +176,7 @@ def packed_prompt_logps(
     with _packed(decoder.config, layout):
         hidden = decoder(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]  # (N, H)
     mask = answer_mask.bool()
-    picked, targets = hidden[predict], answer_ids[mask]  # (M, H), (M,)
-    flat = []
-    for start in range(0, picked.shape[0], chunk_size):
-        logits = head(picked[start : start + chunk_size]).float() / temperature  # (n, V)
-        tgt = targets[start : start + chunk_size]
-        flat.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
-    values = torch.zeros(mask.shape, dtype=torch.float32, device=answer_ids.device)
-    values = values.masked_scatter(mask, torch.cat(flat) if flat else values.new_zeros(0))
-    return TokenLogps(values=values, mask=mask)
+    return picked_logps(head, hidden[predict], answer_ids[mask], mask, chunk_size, temperature)
 
 
 class PackedPromptLogps(torch.nn.Module):
