@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from refeed.batch.logprobs import SharedPromptLogps
 from refeed.objectives.base import TokenLogps
 
 IMPLEMENTATION = "refeed_tree"
@@ -179,15 +180,9 @@ def packed_prompt_logps(
     return picked_logps(head, hidden[predict], answer_ids[mask], mask, chunk_size, temperature)
 
 
-class PackedPromptLogps(torch.nn.Module):
+class PackedPromptLogps(SharedPromptLogps):
     """``packed_prompt_logps`` as one module for DDP / accelerate; same inputs and outputs as
     ``SharedPromptLogps``, so a ``collate_shared`` batch goes through either."""
-
-    def __init__(self, model, chunk_size: int = 1024, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.model = model
-        self.chunk_size = chunk_size
-        self.temperature = temperature
 
     def forward(self, prompt_ids, prompt_mask, answer_ids, answer_mask):
         lp = packed_prompt_logps(self.model, prompt_ids, prompt_mask, answer_ids, answer_mask, self.chunk_size,

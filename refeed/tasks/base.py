@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -57,3 +58,10 @@ def as_split(split: Split | str) -> Split:
         return Split(split)
     except ValueError:
         raise ValueError(f"unknown split '{split}'; use one of {', '.join(s.value for s in Split)}") from None
+
+
+def random_words(seed: int, lengths: tuple[int, ...], n: int) -> list[str]:
+    """``n`` random lowercase words, each of a length drawn from ``lengths``, seeded: the candidate prompts of
+    the word tasks (reverse, sort), split afterwards by ``disjoint_splits``."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.choice(lengths))) for _ in range(n)]

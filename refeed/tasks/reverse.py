@@ -7,12 +7,10 @@ which later issues use for graded feedback.
 
 from __future__ import annotations
 
-import random
-import string
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits
+from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits, random_words
 from refeed.tasks.diagnosis import PHRASES, Diagnosis, join_words, merge_positions
 from refeed.types import Example, Verdict
 
@@ -30,12 +28,8 @@ class Reverse:
 
     @cached_property
     def _splits(self) -> dict[Split, list[Example]]:
-        rng = random.Random(self.seed)
         total = self.sizes.train + self.sizes.dev + self.sizes.test
-        words = [
-            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.choice(self.levels)))
-            for _ in range(2 * total)
-        ]
+        words = random_words(self.seed, self.levels, 2 * total)
         keyed = disjoint_splits(words, self.sizes, self.seed, what=f"reverse (levels {list(self.levels)})")
         return {s: [self._example(w) for w in ws] for s, ws in keyed.items()}
 

@@ -9,12 +9,10 @@ Letters may repeat, so a sorted word can hold runs ("aabt").
 
 from __future__ import annotations
 
-import random
-import string
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits
+from refeed.tasks.base import Split, SplitSizes, as_split, disjoint_splits, random_words
 from refeed.tasks.diagnosis import PHRASES, Diagnosis, join_words, merge_positions
 from refeed.types import Example, Verdict
 
@@ -45,12 +43,8 @@ class Sort:
 
     @cached_property
     def _splits(self) -> dict[Split, list[Example]]:
-        rng = random.Random(self.seed)
         total = self.sizes.train + self.sizes.dev + self.sizes.test
-        words = [
-            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.choice(self.levels)))
-            for _ in range(2 * total)
-        ]
+        words = random_words(self.seed, self.levels, 2 * total)
         # One prompt per multiset of letters would be stricter; a word and its anagram are distinct prompts
         # with one answer, like two arithmetic questions with the same sum.
         keyed = disjoint_splits(words, self.sizes, self.seed, what=f"sort (levels {list(self.levels)})")
