@@ -134,3 +134,20 @@ def test_streamed_usage_logprobs_and_n(model_server, model_store):
         assert str(served[iid].finish_reason) == finish[k]
     (u,) = usage  # one usage chunk, at the end
     assert u.completion_tokens == sum(len(r.completion_ids) for r in served.values())
+
+
+def test_return_token_ids_through_the_openai_client_are_the_stored_ones(model_server, model_store):
+    """vLLM's ``return_token_ids`` extension, as the openai client sends and parses it: each choice's
+    ``token_ids`` and the response's ``prompt_token_ids`` are the ids stored for that answer; without the
+    flag the response carries neither."""
+    from refeed.store.tokens import rollouts
+
+    client = OpenAI(base_url=model_server.base + "/v1", api_key=model_server.ingest)
+    resp = client.chat.completions.create(model="tiny", messages=CHAT, n=2, temperature=0.7, seed=9, max_tokens=6,
+                                          extra_body={"return_token_ids": True})
+    ids = resp.model_extra["refeed"]["interaction_ids"]
+    served = rollouts(model_store, ids)
+    assert [c.model_extra["token_ids"] for c in resp.choices] == [list(served[i].completion_ids) for i in ids]
+    assert resp.model_extra["prompt_token_ids"] == list(served[ids[0]].prompt_ids)
+    plain = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=4)
+    assert "prompt_token_ids" not in plain.model_extra and "token_ids" not in plain.choices[0].model_extra
