@@ -22,7 +22,7 @@ from refeed.batch.collate import collate
 from refeed.batch.encode import EncodedRow
 from refeed.batch.logprobs import completion_logps
 from refeed.objectives.base import TokenLogps
-from refeed.objectives.flr import flr_score, mine_pairs
+from refeed.objectives.flr import mine_pairs
 
 
 def _messages(prompt: Any) -> list[dict]:
@@ -45,44 +45,61 @@ def encode_followup(tokenizer, prompt: Any, answer: str, followup: str) -> tuple
     return list(enc["input_ids"]), mask
 
 
-@torch.no_grad()
-def followup_logps(model, tokenizer, prompt: Any, answer: str, followups: Sequence[str]) -> TokenLogps:
-    """(F, T-1) log-probs of each follow-up's tokens after (prompt, answer); mask on the follow-up only.
+def _followup_row(tokenizer, prompt: Any, answer: str, followup: str) -> EncodedRow:
+    """The chat up to the follow-up as ``collate``'s prompt and the follow-up as its answer; what the template
+    renders after it cannot change the follow-up's log-probs (causal), so it is left out."""
+    ids, mask = encode_followup(tokenizer, prompt, answer, followup)
+    start, end = mask.index(1), len(mask) - mask[::-1].index(1)
+    return EncodedRow(ids[:start], [ids[start:end]], {})
 
-    The chat up to the follow-up is the "prompt" of ``collate``'s layout and the follow-up its answer;
-    what the template renders after it cannot change the follow-up's log-probs (causal), so it is left out.
-    """
-    rows = []
-    for f in followups:
-        ids, mask = encode_followup(tokenizer, prompt, answer, f)
-        start, end = mask.index(1), len(mask) - mask[::-1].index(1)
-        rows.append(EncodedRow(ids[:start], [ids[start:end]], {}))
+
+def _logps(model, tokenizer, rows: list[EncodedRow]) -> TokenLogps:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batch = collate(rows, pad)
     device = next(model.parameters()).device
     return completion_logps(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "completion_mask")))
 
 
+@torch.no_grad()
+def followup_logps(model, tokenizer, prompt: Any, answer: str, followups: Sequence[str]) -> TokenLogps:
+    """(F, T-1) log-probs of each follow-up's tokens after (prompt, answer); mask on the follow-up only."""
+    return _logps(model, tokenizer, [_followup_row(tokenizer, prompt, answer, f) for f in followups])
+
+
+@torch.no_grad()
 def flr_rewards(model, tokenizer, prompts: Sequence[Any], answers: Sequence[str],
-                positive: Sequence[str], negative: Sequence[str]) -> torch.Tensor:
-    """(N,) FLR of each (prompt, answer): positive follow-ups' mean token log-prob minus the negatives'."""
+                positive: Sequence[str], negative: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """(N,) FLR of each (prompt, answer): positive follow-ups' mean token log-prob minus the negatives'.
+
+    Every (answer, follow-up) chat is one sequence; they go through the model ``batch_size`` at a time, sorted
+    by length so that a batch pads little (one forward per answer was the slow part of mining a store's
+    follow-ups). Each sequence's token-mean log-prob is then averaged per answer, as ``flr_score`` does.
+    """
     if not positive or not negative:
         raise ValueError("FLR needs at least one positive and one negative follow-up")
+    followups = [*positive, *negative]
+    rows = [_followup_row(tokenizer, p, a, f) for p, a in zip(prompts, answers, strict=True) for f in followups]
+    means = torch.zeros(len(rows), dtype=torch.float64)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i].prompt) + len(rows[i].answers[0]))
     was_training = model.training
     model.eval()
-    out = [flr_score(followup_logps(model, tokenizer, p, a, positive), followup_logps(model, tokenizer, p, a, negative))
-           for p, a in zip(prompts, answers, strict=True)]
+    for at in range(0, len(order), batch_size):
+        chunk = order[at:at + batch_size]
+        means[chunk] = _logps(model, tokenizer, [rows[i] for i in chunk]).mean().double().cpu()
     model.train(was_training)
-    return torch.stack(out).float().cpu() if out else torch.zeros(0)
+    per = means.view(len(prompts), len(followups))
+    return (per[:, :len(positive)].mean(-1) - per[:, len(positive):].mean(-1)).float()
 
 
 def flr_pairs(model, tokenizer, prompts: Sequence[Any], answers: Sequence[Sequence[str]],
               positive: Sequence[str], negative: Sequence[str], min_gap: float = 0.0) -> list[dict]:
     """DPO rows mined by FLR: per prompt, its highest-FLR sampled answer against its lowest."""
-    rows = []
+    flat = [(p, a) for p, group in zip(prompts, answers, strict=True) for a in group]
+    scores = flr_rewards(model, tokenizer, [p for p, _ in flat], [a for _, a in flat], positive, negative).tolist()
+    rows, at = [], 0
     for prompt, group in zip(prompts, answers, strict=True):
-        scores = flr_rewards(model, tokenizer, [prompt] * len(group), list(group), positive, negative).tolist()
-        row = mine_pairs(prompt, list(group), scores, min_gap)
+        row = mine_pairs(prompt, list(group), scores[at:at + len(group)], min_gap)
+        at += len(group)
         if row is not None:
             rows.append(row)
     return rows

@@ -1,5 +1,6 @@
 """FLR's forward pass: only the follow-up's tokens count, and the score is positive minus negative."""
 
+import pytest
 import torch
 
 from refeed.batch.logprobs import naive_completion_logps
@@ -19,11 +20,12 @@ def _mean_logp(model, tok, prompt, answer, followup):
     return (lp.values.sum() / lp.mask.sum()).item()
 
 
-def test_flr_equals_the_hand_computation(tiny):
+@pytest.mark.parametrize("batch_size", [64, 2])  # one batch; three batches of length-sorted, re-padded chats
+def test_flr_equals_the_hand_computation(tiny, batch_size):
     """FLR = mean over positives of their token-mean log-prob minus the same over negatives (naive forward)."""
     model, tok = tiny
     pos, neg = ["Thanks!", "Great, right."], ["Wrong."]
-    got = flr_rewards(model, tok, ["2+2?", "3+3?"], ["4", "7"], pos, neg)
+    got = flr_rewards(model, tok, ["2+2?", "3+3?"], ["4", "7"], pos, neg, batch_size=batch_size)
     for i, (p, a) in enumerate((("2+2?", "4"), ("3+3?", "7"))):
         want = sum(_mean_logp(model, tok, p, a, f) for f in pos) / 2 - _mean_logp(model, tok, p, a, neg[0])
         assert abs(got[i].item() - want) < 1e-4
