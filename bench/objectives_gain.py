@@ -3,7 +3,7 @@
     nice -n 19 timeout 3000 .venv/bin/python bench/objectives_gain.py --seeds 0 1 2          # the README table
     .venv/bin/python bench/objectives_gain.py --split dev --seeds 0 --recipes dpo dpo+objective.beta=1.0  # tuning
 
-Every ``recipes/*.yaml`` (grpo.yaml excepted: online) runs through ``refeed.pipelines.train_job.run_train`` with no
+Every offline ``recipes/*.yaml`` (the online ones, grpo.yaml and the like, are bench/online_gain.py's) runs through ``refeed.pipelines.train_job.run_train`` with no
 ``--data``, as ``refeed train recipes/<x>.yaml train.seed=S`` would (the seed drives the simulated user's sampling
 and the training), plus the naive reward model CausalRM is compared with (``binary_rm`` on the same observed
 signals, ``data.feedback=observed_signals``). Measures, following ../shared/ACCEPTANCE.md:
@@ -40,9 +40,19 @@ RM_PROMPTS = 1000  # TEST prompts the simulated user judges for reward-model eva
 NAIVE = "binary_rm@observed_signals"  # CausalRM's baseline: BCE on the same observed reactions
 
 
+def _online(path: Path) -> bool:
+    """An online recipe (its objective learns from rewards): bench/online_gain.py measures those."""
+    import yaml
+
+    from refeed.objectives import OBJECTIVES, build
+
+    name = (yaml.safe_load(path.read_text()).get("objective") or {}).get("name")
+    return name not in OBJECTIVES or build(name, {}).needs.rewards
+
+
 def recipes(names: list[str] | None) -> list[str]:
     """Recipe names; while tuning, ``dpo+objective.beta=1.0+train.epochs=1`` is a variant with overrides."""
-    found = sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml") if p.stem != "grpo")
+    found = sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml") if not _online(p))
     if names:
         return [n for n in names if n.split("+")[0].split("@")[0] in found]
     return [*found, NAIVE]

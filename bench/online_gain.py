@@ -63,13 +63,15 @@ def _base(task_name: str, root: str, base_dir: str | None):
     return res.model_dir, cfg.task.build(), res.dev_accuracy
 
 
-def _verifier(task):
-    """The task's verifier as a TRL-style reward function over the ``example_id`` column."""
+def _verifier(task, reward: str = "exact"):
+    """The task's verifier as a TRL-style reward function over the ``example_id`` column: ``exact`` is 1 for a
+    right answer and 0 otherwise (what TEST counts), ``score`` the task's partial credit."""
     by_id = {e.id: e for e in task.examples("train")}
 
     def verifier(prompts, completions, example_id, **kwargs):
-        return [task.verify(by_id[i], c[0]["content"] if isinstance(c, list) else c).score
-                for c, i in zip(completions, example_id, strict=True)]
+        verdicts = (task.verify(by_id[i], c[0]["content"] if isinstance(c, list) else c)
+                    for c, i in zip(completions, example_id, strict=True))
+        return [float(v.correct) if reward == "exact" else v.score for v in verdicts]
 
     return verifier
 
@@ -85,7 +87,8 @@ def _dpo_pairs(model, tok, task, rows, args, seed) -> tuple[list[dict], int]:
     pairs, ties = [], 0
     for i, row in enumerate(rows):
         group = outs[i * k:(i + 1) * k]
-        scores = [task.verify(by_id[row["example_id"]], r.completion).score for r in group]
+        verdicts = [task.verify(by_id[row["example_id"]], r.completion) for r in group]
+        scores = [float(v.correct) if args.reward == "exact" else v.score for v in verdicts]
         if max(scores) == min(scores):
             ties += 1
             continue
@@ -121,7 +124,7 @@ def run_one(method: str, base_dir: Path, task, seed: int, args) -> tuple[object,
         cfg = TrainConfig(lr=args.lr, batch_size=args.batch, max_steps=args.steps, warmup_ratio=0.0,
                           schedule=Schedule.CONSTANT, seed=seed)
         online = OnlineConfig(num_generations=args.k, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-        res = train_online(model, tok, rows, [_verifier(task)], _objective(name, params), cfg, online)
+        res = train_online(model, tok, rows, [_verifier(task, args.reward)], _objective(name, params), cfg, online)
         h = res.history
         info |= {"reward_first": h[0]["reward/mean"], "reward_last": statistics.mean(r["reward/mean"] for r in h[-5:])}
     info["train_seconds"] = time.perf_counter() - t0
@@ -163,6 +166,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="answers sampled per prompt")
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--reward", default="exact", choices=["exact", "score"],
+                    help="exact: 1 right / 0 wrong, what TEST counts; score: the task's partial credit")
     ap.add_argument("--lr", type=float, default=5e-5, help="online methods (DEV, arithmetic, seed 0: 2e-5 .. 5e-4)")
     ap.add_argument("--dpo-lr", type=float, default=1e-5, help="offline DPO (DEV, arithmetic, seed 0: 1e-5 .. 5e-4)")
     ap.add_argument("--dpo-beta", type=float, default=0.1)
