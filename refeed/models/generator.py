@@ -25,6 +25,11 @@ class Generator(Protocol):
 
     Returns ``len(prompts) * n`` rollouts, prompt-major: rollout ``i * n + j`` is the j-th sample of
     prompt ``i`` and has ``group == i``.
+
+    Two optional attributes the online loop reads: ``tracks_policy`` (True when the generator samples the
+    policy being trained, so that ``version`` follows the steps: ``name@stepN``) and ``sync(policy, version)``
+    (called before every generation after the first, for a generator that holds its own copy of the weights,
+    as vLLM does).
     """
 
     def generate(self, prompts: Sequence[Sequence[Message]], sampling: SamplingParams, n: int = 1) -> list[Rollout]: ...

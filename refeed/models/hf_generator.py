@@ -65,6 +65,8 @@ class TransformersGenerator:
     ``batch_size`` is the number of prompts per forward batch (each repeated ``n`` times).
     """
 
+    tracks_policy = True  # it samples the very module the online loop trains
+
     def __init__(self, model, tokenizer, name: str | None = None, version: str | None = None, batch_size: int = 64):
         self.model, self.tok, self.batch_size = model, tokenizer, batch_size
         self.name = name or getattr(model.config, "name_or_path", None) or "model"

@@ -215,7 +215,10 @@ class OpenAIGenerator:
 
     ``version`` is recorded on every rollout (default: the model name the server answers with).
     ``extra_body`` is merged into every request (e.g. ``{"top_k": 20}`` for vLLM).
+    The online loop does not update the endpoint's model (``tracks_policy`` False): its rollouts keep this version.
     """
+
+    tracks_policy = False
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, api_key_env: str | None = None,
                  token_ids: bool = False, version: str | None = None, extra_body: dict | None = None,

@@ -49,8 +49,10 @@ def _vllm():
 class VLLMGenerator:
     """Samples with a ``vllm.LLM`` (built here from ``model`` and ``llm_kwargs``, or given as ``llm``)."""
 
+    tracks_policy = True  # the online loop syncs it before every generation (``sync``)
+
     def __init__(self, model: str | None = None, *, llm: Any = None, name: str | None = None, enable_lora: bool = False,
-                 max_lora_rank: int = 16, **llm_kwargs: Any):
+                 max_lora_rank: int = 16, adapter_root: str | Path | None = None, **llm_kwargs: Any):
         vllm = _vllm()
         if llm is None:
             if model is None:
@@ -63,6 +65,7 @@ class VLLMGenerator:
         self.lora = None  # the LoRARequest every generate call uses, once an adapter is loaded
         self._adapters = 0
         self._syncs = 0
+        self.adapter_root = Path(adapter_root) if adapter_root is not None else None
 
     def encode(self, messages: Sequence[Message]) -> list[int]:
         """The chat template's token ids, generation prompt included (as ``TransformersGenerator.encode``)."""
@@ -109,6 +112,18 @@ class VLLMGenerator:
         self._syncs += 1
         self.version = version or f"{self.name}@step{self._syncs}"
         return self.version
+
+    def sync(self, policy: Any, version: str) -> str:
+        """What the online loop calls before each new generation: the trainer's LoRA adapter (a peft model,
+        saved under ``adapter_root``) or its full weights, under ``version``."""
+        if hasattr(policy, "peft_config"):
+            if self.adapter_root is None:
+                raise ValueError("VLLMGenerator.sync of a LoRA policy needs adapter_root (where adapters are saved)")
+            self.sync_adapter(policy, self.adapter_root)
+        else:
+            self.sync_weights(policy)
+        self.version = version
+        return version
 
     def load_adapter(self, path: str | Path) -> str:
         """Use the LoRA adapter saved at ``path`` from now on, as a new adapter ``name@vN`` (never in place)."""

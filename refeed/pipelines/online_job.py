@@ -36,6 +36,7 @@ import yaml
 from refeed.config import ConfigError, to_dict
 from refeed.pipelines.demo import Stage
 from refeed.pipelines.train_job import (
+    GeneratorSection,
     TrainJobConfig,
     _model,
     _open_store,
@@ -201,9 +202,28 @@ def run_online(cfg: TrainJobConfig, objective, resume: str | None, report: Calla
     return summary
 
 
+def make_generator(gen: GeneratorSection, model, tok, base: str, name: str, run_dir: Path):
+    """The run's ``Generator`` (``GeneratorSection``): the policy in process, an endpoint, or vLLM (untested)."""
+    if gen.backend == "openai":
+        from refeed.models.openai_generator import OpenAIGenerator
+
+        return OpenAIGenerator(gen.url, gen.model, api_key_env=gen.api_key_env or None, token_ids=gen.token_ids,
+                               extra_body=gen.options)
+    if gen.backend == "vllm":
+        from refeed.models.vllm_generator import VLLMGenerator
+
+        try:
+            return VLLMGenerator(base, name=name, enable_lora=hasattr(model, "peft_config"),
+                                 adapter_root=run_dir / "adapters", **gen.options)
+        except ImportError as e:
+            raise ConfigError(f"generator.backend=vllm: {e}") from None
+    from refeed.models.hf_generator import TransformersGenerator
+
+    return TransformersGenerator(model, tok, name=name, version=f"{name}@step0")
+
+
 def _train_and_measure(cfg, objective, model, tok, base, task, rows, fns, online, run_dir: Path, resume_dir,
                        report, task_eval: bool, log: _RolloutLog, t0: float) -> dict[str, Any]:
-    from refeed.models.hf_generator import TransformersGenerator
     from refeed.pipelines import heldout
     from refeed.train.online import train_online
 
@@ -218,7 +238,7 @@ def _train_and_measure(cfg, objective, model, tok, base, task, rows, fns, online
         return False
 
     name = run_dir.name + (":lora" if cfg.model.lora.r > 0 else "")
-    generator = TransformersGenerator(model, tok, name=name, version=f"{name}@step0")
+    generator = make_generator(cfg.generator, model, tok, base, name, run_dir)
     result = train_online(model, tok, rows, fns, objective, cfg.train, online, run_dir=run_dir, generator=generator,
                           resume_from=resume_dir, progress=progress, on_rollouts=log)
     heldout_summary = measure.after(result.model, before) if task_eval else None

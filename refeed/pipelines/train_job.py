@@ -84,6 +84,37 @@ class EvalSection:
     examples: int = 5  # held-out answers shown in the report, before and after
 
 
+GENERATOR_BACKENDS = ("transformers", "openai", "vllm")
+
+
+@dataclass(frozen=True)
+class GeneratorSection:
+    """Where an online recipe's rollouts are sampled (``refeed.models``' generators).
+
+    transformers: the policy itself, in process (the default; tested). openai: any OpenAI-compatible endpoint
+    (``url`` and ``model``); its model is not updated by this run, so its rollouts are off-policy samples whose
+    sampling log-probs the importance ratios use, unless the endpoint serves the policy being trained. vllm: an
+    in-process ``vllm.LLM`` on the base, its weights (or, with LoRA, a new adapter ``name@vN``) synced from the
+    trainer before every generation; **untested** (no machine here can install vLLM).
+    """
+
+    backend: str = "transformers"
+    url: str = ""  # openai: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1
+    model: str = ""  # openai: the model name sent in requests
+    api_key_env: str = ""  # openai: the environment variable that holds the key
+    token_ids: bool = True  # openai: ask for the exact sampled ids (vLLM's and refeed serve's return_token_ids)
+    options: dict[str, Any] = field(default_factory=dict)  # openai: merged into every request; vllm: vllm.LLM kwargs
+
+    def __post_init__(self) -> None:
+        if self.backend not in GENERATOR_BACKENDS:
+            raise ValueError(f"generator.backend must be one of {', '.join(GENERATOR_BACKENDS)}, got '{self.backend}'")
+        if self.backend == "openai" and not (self.url and self.model):
+            raise ValueError("generator.backend=openai needs generator.url (e.g. http://127.0.0.1:8000/v1) and "
+                             "generator.model (the name the endpoint serves)")
+        if self.backend != "openai" and (self.url or self.model or self.api_key_env):
+            raise ValueError(f"generator.url / model / api_key_env are for backend=openai, not '{self.backend}'")
+
+
 @dataclass(frozen=True)
 class TrainJobConfig:
     model: ModelSection = field(default_factory=ModelSection)
@@ -94,6 +125,7 @@ class TrainJobConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # the built-in base model and task
     online: OnlineConfig = field(default_factory=OnlineConfig)  # objectives that learn from rewards (GRPO ...)
     rewards: list[dict[str, Any]] = field(default_factory=list)  # their reward specs (refeed.pipelines.online_job)
+    generator: GeneratorSection = field(default_factory=GeneratorSection)  # where online rollouts are sampled
     run_root: str = "runs"
     name: str = ""  # run directory name; empty: <objective>-<time>
 

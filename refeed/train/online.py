@@ -316,12 +316,18 @@ def train_online(model, tokenizer, rows: Sequence[dict[str, Any]], rewards: Sequ
         saved = (state.get("extra") or {}).get("generation")
         run.gen = _Generation.from_state(saved) if saved and update.step % online.mu else None
     start = update.step
-    if start and hasattr(generator, "version"):
-        generator.version = f"{getattr(generator, 'name', 'policy')}@step{start}"
+    if start and _tracks(generator):
+        generator.version = f"{generator.name}@step{start}"
     history = run.steps(batches, total, acc.process_index, progress)
     acc.wait_for_everyone()
     model.eval()
     return TrainResult(steps=start + len(history), seconds=time.perf_counter() - t0, history=history, model=model)
+
+
+def _tracks(generator) -> bool:
+    """Whether the generator samples the policy being trained (its rollouts' version follows the steps); an
+    endpoint's model (``OpenAIGenerator``) keeps the version the endpoint names."""
+    return bool(getattr(generator, "tracks_policy", False))
 
 
 @dataclass
@@ -346,6 +352,8 @@ class _Online:
         history: list[dict[str, float]] = []
         while update.step < total:
             if self.gen is None or update.step % mu == 0:
+                if update.step and hasattr(self.generator, "sync"):  # a generator holding its own weights (vLLM)
+                    self.generator.sync(update.model, self.generator.version)
                 idx = next(batches)[rank * cfg.batch_size * cfg.grad_accum : (rank + 1) * cfg.batch_size * cfg.grad_accum]
                 self.gen, rollouts = _generate(self.generator, [self.rows[i] for i in idx], self.fns, self.weights,
                                                self.online, cfg.seed, update.step // mu)
@@ -358,7 +366,8 @@ class _Online:
             micro = [list(range(m * cfg.batch_size, (m + 1) * cfg.batch_size)) for m in range(cfg.grad_accum)]
             record = update(micro, functools.partial(_micro_loss, update.module, self.lp, self.objective, self.gen,
                                                      pad_id=self.pad_id, device=device), self.gen.metrics)
-            self.generator.version = f"{getattr(self.generator, 'name', 'policy')}@step{update.step}"
+            if _tracks(self.generator):
+                self.generator.version = f"{self.generator.name}@step{update.step}"
             history.append(record)
             if progress and progress(update.step, total, record):
                 break

@@ -138,6 +138,10 @@ def test_prompts_from_a_store_and_an_exact_resume_inside_a_generation(warm_model
     (["rewards=[{name: judgy}]"], "unknown reward 'judgy'"),
     (["online.max_new_tokens=100000"], "online.max_new_tokens=100000 exceeds the model's context of 256 tokens"),
     (["--data", "QUESTIONS"], "has no 'prompt' column, the one the online loop samples answers to (it has: question)"),
+    (["generator.backend=sglang"], "generator.backend must be one of transformers, openai, vllm, got 'sglang'"),
+    (["generator.backend=openai"], "generator.backend=openai needs generator.url"),
+    (["generator.url=http://x/v1"], "generator.url / model / api_key_env are for backend=openai, not 'transformers'"),
+    (["generator.backend=vllm"], "generator.backend=vllm: VLLMGenerator needs vLLM, which is not installed"),
 ])
 def test_bad_online_input_is_one_line_before_any_work(args, message, tiny_model_dir, tmp_path):
     questions = tmp_path / "q.jsonl"
@@ -155,6 +159,42 @@ def test_a_reward_that_raises_names_the_function_and_the_prompt(tiny_model_dir, 
                  f"run_root={tmp_path / 'runs'}", "rewards=[{path: 'json:loads'}]")
     assert res.exit_code == 1, res.output
     assert "reward function 'loads' failed on prompt 0: TypeError" in " ".join(res.output.split()), res.output
+
+
+@pytest.mark.slow
+def test_rollouts_from_an_openai_compatible_endpoint_train_a_run(tiny_model_dir, tmp_path, monkeypatch):
+    """generator.backend=openai against a real ``refeed serve``: its exact token ids and sampling log-probs are
+    what the loss uses, the rollouts keep the endpoint's model as their version (this run does not update it),
+    and the server logged every request."""
+    from refeed.store.tokens import rollouts
+    from tests.api.conftest import free_port, make_keys, start_server
+
+    served = f"sqlite:///{tmp_path / 'served.db'}"
+    monkeypatch.setenv("REFEED_TEST_ENDPOINT_KEY", make_keys(served)["ingest"])
+    port = free_port()
+    proc = start_server(tiny_model_dir, served, port)
+    try:
+        runs = tmp_path / "runs"
+        res = _train(f"model.path={tiny_model_dir}", *TINY, f"run_root={runs}", "eval.enabled=false",
+                     "generator.backend=openai", f"generator.url=http://127.0.0.1:{port}/v1", "generator.model=tiny",
+                     "generator.api_key_env=REFEED_TEST_ENDPOINT_KEY")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert res.exit_code == 0, res.output
+    (run,) = runs.iterdir()
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 2 and all(h["entropy"] > 0 for h in history)
+    store = _store(run)
+    exact = rollouts(store, [i.id for i in store.iter_interactions()])
+    assert len(exact) == 2 * 2 * 4 and all(r.token_ids_exact and len(r.logprobs) == len(r.completion_ids) <= 4
+                                           for r in exact.values())
+    (version,) = {r.version for r in exact.values()}  # the model the server answered with, for every rollout:
+    assert version == next(iter(exact.values())).model and "@step" not in version  # its weights never moved
+    from refeed.store import Store
+
+    server_store = Store(served)
+    assert sum(1 for _ in server_store.iter_interactions()) >= 2 * 2  # a request per prompt, logged by the server
 
 
 def test_logged_prompts_are_the_distinct_last_user_messages(tmp_path):

@@ -125,3 +125,41 @@ def test_the_loss_sees_the_sampling_log_probs_it_recomputes(tiny):
         for i in range(2):
             got = lp.values[j * 2 + i][lp.mask[j * 2 + i]]
             torch.testing.assert_close(got, torch.tensor(rollouts[3 * i + j].logprobs), rtol=0, atol=2e-5)
+
+
+class _OwnCopyGenerator:
+    """A generator that samples its OWN copy of the weights, as a vLLM engine does, and takes the policy's
+    weights in ``sync`` (the loop's hook); the sampling itself is the real TransformersGenerator's."""
+
+    tracks_policy = True
+
+    def __init__(self, model, tok):
+        import copy
+
+        from refeed.models.hf_generator import TransformersGenerator
+
+        self.inner = TransformersGenerator(copy.deepcopy(model), tok, name="copy", version="copy@step0")
+        self.name, self.version, self.synced = "copy", "copy@step0", []
+
+    def generate(self, prompts, sampling, n=1):
+        return self.inner.generate(prompts, sampling, n)
+
+    def sync(self, policy, version):
+        self.inner.model.load_state_dict(policy.state_dict())
+        self.synced.append(version)
+        self.inner.version = version
+
+
+def test_a_generator_with_its_own_weights_is_synced_before_each_new_generation(tiny):
+    """mu = 2: generations at steps 0, 2, 4; the copy is synced before generations 1 and 2 (not before the
+    first, not between a generation's updates), with the version of the step it samples at; without the sync
+    its weights would stay the base's."""
+    model, tok = tiny
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    gen = _OwnCopyGenerator(model, tok)
+    cfg = TrainConfig(lr=1e-2, batch_size=2, max_steps=6, warmup_ratio=0.0, schedule=Schedule.CONSTANT, seed=0)
+    online = OnlineConfig(num_generations=4, max_new_tokens=4, mu=2)
+    res = train_online(model, tok, _rows(), [correct, digit_first], GRPO(GRPOConfig()), cfg, online, generator=gen)
+    assert res.steps == 6 and gen.synced == ["copy@step2", "copy@step4"] and gen.version == "copy@step6"
+    copy = gen.inner.model.state_dict()
+    assert any(not torch.equal(copy[k], base[k]) for k in base)  # it took trained weights (those of step 4)
