@@ -157,13 +157,15 @@ def flr_measures(cfg, run_dir: str, pairs: list[dict]) -> dict:
 
 
 def rm_passes(h: dict) -> dict:
-    """Whether a reward model's held-out measure beats each cheap baseline."""
+    """Whether a reward model's held-out measure beats each cheap baseline, by its 95% bootstrap interval: a
+    binary reward model by AUC, where the majority class (any constant score) has 0.5; accuracy at the 0.5
+    threshold against the majority class's is reported beside it (``accuracy_above_majority``)."""
     base = h["baselines"]
     if h["measure"] == "binary_accuracy":
-        return {"majority_class": h["value"] > base["majority_class"],
-                "length_only": (h["auc"] or 0.0) > (base["length_only_auc"] or 0.5)}
-    return {"chance": (h["value"] or 0.0) > base["chance"],
-            "length_only": (h["value"] or 0.0) > (base["length_only"] or 0.5)}
+        lo = (h.get("auc_ci") or [0.0])[0]
+        return {"majority_class": lo > 0.5, "length_only": lo > (base["length_only_auc"] or 0.5)}
+    lo = (h.get("value_ci") or [0.0])[0]
+    return {"chance": lo > base["chance"], "length_only": lo > (base["length_only"] or 0.5)}
 
 
 def dev_gain(cfg, run_dir: str, state: dict) -> dict:
@@ -284,14 +286,18 @@ def table(results: dict) -> str:
         if rms:
             out += [f"**Reward models, {task}, {split} split** (held-out eval rows from the simulated user on "
                     f"{RM_PROMPTS} prompts; mean ± sd over seeds)", "",
-                    "| recipe | measure | n rows | value | majority / chance | length only | beats both |",
+                    "| recipe | measure | n rows | value | majority / chance | length only | beats both (interval) |",
                     "|---|---|---|---|---|---|---|"]
             for n in rms:
                 rs = [r for r in runs if r["recipe"] == n and r["task"] == task]
                 hs = [r["heldout"] for r in rs]
                 binary = hs[0]["measure"] == "binary_accuracy"
-                val = _ms([h["value"] or 0.0 for h in hs]) + (f" (AUC {_ms([h['auc'] or 0.0 for h in hs])})" if binary else "")
-                maj = _ms([h["baselines"]["majority_class" if binary else "chance"] for h in hs])
+                cis = [h.get("auc_ci" if binary else "value_ci") for h in hs]
+                ci = ", ".join(f"[{c[0]:.3f}, {c[1]:.3f}]" for c in cis if c) or "no interval"
+                val = (f"accuracy {_ms([h['value'] or 0.0 for h in hs])}; AUC {_ms([h['auc'] or 0.0 for h in hs])} "
+                       f"(95% CI per seed {ci})" if binary else f"{_ms([h['value'] or 0.0 for h in hs])} (95% CI per seed {ci})")
+                maj = (f"accuracy {_ms([h['baselines']['majority_class'] for h in hs])}; AUC 0.5" if binary
+                       else _ms([h["baselines"]["chance"] for h in hs]))
                 lk = "length_only_auc" if binary else "length_only"
                 ln = _ms([h["baselines"][lk] or 0.5 for h in hs]) + (" (AUC)" if binary else "")
                 ok = sum(all(r["passes"].values()) for r in rs)

@@ -13,6 +13,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 def paired_bootstrap(before: Sequence[float], after: Sequence[float], n: int = 1000, seed: int = 0
                      ) -> tuple[float, float]:
@@ -49,52 +51,78 @@ def _answer_len(row: dict, key: str) -> int:
     return len(v if isinstance(v, str) else (v[-1].get("content") or "") if v else "")
 
 
+def _auc(low: np.ndarray, high: np.ndarray) -> float:
+    """P(a score from ``high`` > one from ``low``), ties half (Mann-Whitney U through average ranks)."""
+    both = np.concatenate([low, high])
+    _, inv, counts = np.unique(both, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inv]  # 1-based average rank of each score
+    u = ranks[len(low):].sum() - len(high) * (len(high) + 1) / 2
+    return float(u / (len(low) * len(high)))
+
+
 def _concordance(scores: Sequence[float], levels: Sequence[float]) -> float | None:
-    """Share of pairs with different levels that the scores order the same way (ties count half)."""
+    """Share of pairs with different levels that the scores order the same way (ties count half); for 0/1
+    levels this is the ROC AUC. Per pair of levels through ranks (O(n log n)), so a bootstrap of it is cheap."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(levels, dtype=np.float64)
+    groups = [s[y == v] for v in np.unique(y)]
     agree = total = 0.0
-    for i in range(len(scores)):
-        for j in range(i + 1, len(scores)):
-            if levels[i] == levels[j]:
-                continue
-            total += 1
-            s = (scores[i] - scores[j]) * (levels[i] - levels[j])
-            agree += 1.0 if s > 0 else 0.5 if s == 0 else 0.0
+    for i, lo in enumerate(groups):
+        for hi in groups[i + 1:]:
+            pairs = len(lo) * len(hi)
+            agree, total = agree + pairs * _auc(lo, hi), total + pairs
     return agree / total if total else None
 
 
+def bootstrap_interval(stat, n_items: int, reps: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """95% interval of ``stat(indices)`` over ``reps`` resamples of the ``n_items`` eval rows (with replacement);
+    replicates where the statistic is undefined (e.g. one class only) are left out."""
+    rng = np.random.default_rng(seed)
+    vals = sorted(v for v in (stat(rng.integers(0, n_items, n_items)) for _ in range(reps)) if v is not None)
+    if not vals:
+        return None
+    return vals[int(0.025 * len(vals))], vals[min(len(vals) - 1, int(0.975 * len(vals)))]
+
+
 def pair_metrics(chosen: Sequence[float], rejected: Sequence[float], rows: list[dict]) -> dict[str, Any]:
-    """Held-out pair accuracy (chosen scored above rejected, ties half), against a length-only scorer (both ways:
-    longer wins, shorter wins; the better of the two) and chance (0.5)."""
+    """Held-out pair accuracy (chosen scored above rejected, ties half) with its 95% bootstrap interval over the
+    pairs, against a length-only scorer (both ways: longer wins, shorter wins; the better of the two) and chance."""
     n = len(rows)
-    acc = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True)) / n
+    wins = np.array([1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True)])
+    acc = float(wins.mean())
     longer = sum(_answer_len(x, "chosen") > _answer_len(x, "rejected") for x in rows) / n
     shorter = sum(_answer_len(x, "chosen") < _answer_len(x, "rejected") for x in rows) / n
     return {"measure": "pair_accuracy", "value": acc, "n": n,
+            "value_ci": bootstrap_interval(lambda i: float(wins[i].mean()), n),
             "baselines": {"chance": 0.5, "length_only": max(longer, shorter)}}
 
 
 def label_metrics(rewards: Sequence[float], labels: Sequence[float], rows: list[dict],
                   probabilities: bool) -> dict[str, Any]:
-    """Binary labels: accuracy at 0.5 (probabilities) or at the median score, Brier score and expected
-    calibration error (10 bins) when the rewards are probabilities, against majority class and length only.
+    """Binary labels: accuracy at 0.5 (probabilities) or at the median score, the AUC with its 95% bootstrap
+    interval (the majority class and any constant score have AUC 0.5), Brier score and expected calibration
+    error (10 bins) when the rewards are probabilities, against majority class, base rate and length only.
     Graded labels (levels 0..K): concordance of reward and level (pairs of different levels ordered right)."""
     n = len(rows)
     lengths = [_answer_len(r, "completion") for r in rows]
     if set(labels) - {0.0, 1.0}:
         c = _concordance(rewards, labels)
         lc = _concordance(lengths, labels)
+        r, y = np.asarray(rewards), np.asarray(labels)
         return {"measure": "level_concordance", "value": c, "n": n,
+                "value_ci": bootstrap_interval(lambda i: _concordance(r[i], y[i]), n),
                 "baselines": {"chance": 0.5, "length_only": None if lc is None else max(lc, 1 - lc)}}
     cut = 0.5 if probabilities else sorted(rewards)[n // 2]
     acc = sum((r >= cut) == (y == 1.0) for r, y in zip(rewards, labels, strict=True)) / n
     pos = sum(labels) / n
     lc = _concordance(lengths, labels)
+    r, y = np.asarray(rewards), np.asarray(labels)
     out = {"measure": "binary_accuracy", "value": acc, "n": n, "positive_rate": pos,
-           "auc": _concordance(rewards, labels),
+           "auc": _concordance(rewards, labels), "auc_ci": bootstrap_interval(lambda i: _concordance(r[i], y[i]), n),
            "baselines": {"majority_class": max(pos, 1 - pos), "length_only_auc": None if lc is None else max(lc, 1 - lc)}}
     if probabilities:
         out["brier"] = sum((r - y) ** 2 for r, y in zip(rewards, labels, strict=True)) / n
         out["ece"] = _ece(rewards, labels)
+        out["baselines"]["base_rate_brier"] = pos * (1 - pos)  # always predicting the positive rate
     return out
 
 
