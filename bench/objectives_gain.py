@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -199,6 +200,7 @@ def run_one(name: str, task: str, seed: int, split: str, extra: list[str], run_r
           f"name={name.replace('@', '-').replace('+', '_').replace('=', '')}-{task}-s{seed}", *([f"data.feedback={feedback}"] if feedback else []),
           *extra, *variant]
     cfg = load(TrainJobConfig, ROOT / "recipes" / f"{recipe}.yaml", ov)
+    shutil.rmtree(Path(cfg.run_root) / cfg.name, ignore_errors=True)  # the bench's own scratch: a rerun starts clean
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
     for k in ("eval before", "eval after"):
         state.pop(k, None)

@@ -291,8 +291,23 @@ def checkpoint_dir(resume: str | None) -> Path | None:
 
 
 def make_run_dir(cfg: TrainJobConfig, objective, resume_dir: Path | None) -> Path:
-    """The run directory: the checkpoint's parent on resume, else ``run_root/<name or objective-time>``."""
-    run_dir = resume_dir.parent if resume_dir else Path(cfg.run_root) / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    """The run directory: the checkpoint's parent on resume, else ``run_root/<name or objective-time>``.
+
+    A new run never writes into a directory that holds files: its store would add a second set of simulated
+    feedback to the first one's and train on both. A named one is refused; an unnamed one started in the same
+    second as another gets a suffix (``-2``, ``-3``, ...)."""
+    if resume_dir:
+        return resume_dir.parent
+    root = Path(cfg.run_root)
+    run_dir = root / (cfg.name or f"{objective.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if cfg.name:
+            raise ConfigError(f"run directory {run_dir} already holds a run: resume it (--resume {run_dir}/checkpoint-N), "
+                              f"choose another name=, or remove the directory")
+        n = 2
+        while (root / f"{run_dir.name}-{n}").exists():
+            n += 1
+        run_dir = root / f"{run_dir.name}-{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -40,3 +40,25 @@ def test_foreign_data_warns_names_model_path_and_measures_on_the_eval_file(warm_
     (run,) = runs.iterdir()
     h = json.loads((run / "summary.json").read_text())["heldout"]
     assert h["n"] == 3 and h["split"] == "eval rows" and 0 <= h["before"] <= 1
+
+
+def test_a_named_run_into_a_used_directory_is_refused_and_an_unnamed_one_gets_a_suffix(tmp_path, monkeypatch):
+    """A new run never writes into a directory that holds another run's files (its store would train on both
+    runs' simulated feedback): a named one is refused before any work, an unnamed one gets a suffix; resume
+    reuses it."""
+    from types import SimpleNamespace
+
+    from refeed.config import ConfigError
+    from refeed.pipelines.train_job import TrainJobConfig, make_run_dir
+    dpo = SimpleNamespace(name="dpo")
+    first = make_run_dir(TrainJobConfig(run_root=str(tmp_path), name="mine"), dpo, None)
+    assert first == tmp_path / "mine" and make_run_dir(TrainJobConfig(run_root=str(tmp_path), name="mine"), dpo, None) == first
+    (first / "feedback.db").write_text("")  # a run happened here
+    with pytest.raises(ConfigError, match=r"already holds a run: resume it .*choose another name="):
+        make_run_dir(TrainJobConfig(run_root=str(tmp_path), name="mine"), dpo, None)
+    assert make_run_dir(TrainJobConfig(run_root=str(tmp_path), name="mine"), dpo, first / "checkpoint-2") == first
+    monkeypatch.setattr("time.strftime", lambda fmt: "20261202-070000")  # two unnamed runs in one second
+    a = make_run_dir(TrainJobConfig(run_root=str(tmp_path)), dpo, None)
+    (a / "metrics.jsonl").write_text("")
+    b = make_run_dir(TrainJobConfig(run_root=str(tmp_path)), dpo, None)
+    assert (a.name, b.name) == ("dpo-20261202-070000", "dpo-20261202-070000-2")
