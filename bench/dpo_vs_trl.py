@@ -192,13 +192,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run_workload(name, a, Path(tmp)) for name in a.workloads.split(",")]
     for r in rows:
-        r.update(command=command, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        r.update(repeats=a.repeats, command=command, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  load_average_after=[round(x, 2) for x in os.getloadavg()])
     if a.keep_other_rows and Path(a.out).is_file():
         ran = {r["workload"] for r in rows}
         old = [r for r in json.loads(Path(a.out).read_text())["workloads"] if r["workload"] not in ran]
         for r in old:
             r.setdefault("command", "an earlier run (command not recorded)")
+            r.setdefault("repeats", len(r["runs"]["refeed"]))
         rows = sorted(rows + old, key=lambda r: list(WORKLOADS).index(r["workload"]))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU ({platform.processor() or 'unknown'})",
