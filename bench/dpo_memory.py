@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--no-lean", action="store_true", help="transformers' own MLP and RMSNorm (refeed.batch.lean off)")
     ap.add_argument("--trim", action="store_true", help="malloc_trim(0) between each forward and its backward")
     a = ap.parse_args()
+    _line("torch imported")
     torch.set_num_threads(1)
     import refeed.batch.packed as packed
     import refeed.train.loop as loop

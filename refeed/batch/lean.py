@@ -11,8 +11,8 @@ What autograd keeps per token per decoder layer, in float32 hidden-size units (H
 | SwiGLU MLP ``down(silu(gate(x)) * up(x))`` | x, gate, silu(gate), up, the product: H + 4I | x, gate, up: H + 2I |
 | RMSNorm ``w * (x * rsqrt(mean(x^2) + eps))`` | x, x * rsqrt (next to the output the linear keeps): 2H | x (and rsqrt): H |
 
-``silu(gate) * up`` and ``x * rsqrt`` are recomputed in backward, elementwise (a few percent of a
-step); the matrix multiplies are never recomputed. The forward runs the same ops in the same order as
+``silu(gate) * up`` and ``x * rsqrt`` are recomputed in backward, elementwise (no change in ``train()``
+time that ``bench/dpo_memory.py`` could see on 2 shared cores); the matrix multiplies are never recomputed. The forward runs the same ops in the same order as
 transformers' modules, so outputs are bit-identical; backward uses the formulas of autograd's own
 derivatives (``silu_backward``, mul, rsqrt, mean, pow), so gradients agree to float32 rounding (some
 terms are summed in another order; ``tests/batch/test_lean.py``). On one micro-batch of the realistic
