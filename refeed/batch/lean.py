@@ -19,6 +19,9 @@ terms are summed in another order; ``tests/batch/test_lean.py``). On one micro-b
 DPO rows of ``bench/dpo_vs_trl.py`` (tiny Llama, 2,670 positions) the tensors saved for backward go from
 127 to 84 MiB.
 
+Under CUDA autocast (bf16) backward runs in the forward's autocast state (``torch.amp.custom_fwd`` /
+``custom_bwd``); that path is **untested**: no GPU was lent to this work. bf16 weights on CPU are tested.
+
 ``lean_layers`` swaps ``forward`` on the module instances of the known classes (Llama, Qwen2, Qwen3,
 Mistral) for the duration of the block and leaves any module alone whose ``forward`` was already
 replaced on the instance (accelerate's offload hooks do that), whose MLP has biases or another

@@ -57,6 +57,15 @@ def test_lean_layers_give_the_same_values_and_gradients(arch):
     assert all("forward" not in vars(m) for m in model.modules())  # swapped for the block only
 
 
+def test_lean_layers_in_bfloat16_weights_match():
+    model = _small("qwen3").to(torch.bfloat16)
+    ids = torch.randint(0, 64, (2, 11), generator=torch.Generator().manual_seed(3))
+    (logits, grads), (lean_logits, lean_grads) = _run(model, ids, lean=False), _run(model, ids, lean=True)
+    assert torch.equal(logits, lean_logits)
+    for a, b in zip(grads, lean_grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-2, atol=1e-2 * (1 + a.abs().max().item()))
+
+
 def test_lean_layers_save_fewer_bytes_for_backward():
     """Per token per layer: MLP H + 4I -> H + 2I, RMSNorm 2H -> H (H = 32, I = 96 here)."""
     model = _small("llama")
