@@ -23,7 +23,9 @@ in 1.16 (and needs FlashAttention); ``pad_to_multiple_of`` does not pad on CPU. 
 the start, refeed drops prompt tokens from the left); both cap every sequence at ``max_length``.
 Each run is its own subprocess, alternating refeed / TRL ``--repeats`` times; the medians are reported;
 memory is the subprocess's peak RSS (``ru_maxrss``), which includes the Python, torch and library baseline
-of each. Writes bench/results/dpo_vs_trl.json with the machine and the load before / after every run.
+of each. Writes bench/results/dpo_vs_trl.json with the machine and the load before / after every run;
+every row names the command and date it was measured with (``--keep-other-rows`` reruns some workloads
+and keeps the other rows of the file as they were).
 """
 
 from __future__ import annotations
@@ -176,6 +178,8 @@ def main() -> None:
     ap.add_argument("--child", choices=["refeed", "trl"])
     ap.add_argument("--model-dir")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "dpo_vs_trl.json"))
+    ap.add_argument("--keep-other-rows", action="store_true",
+                    help="keep the rows of workloads not run from the existing --out file (each row names its command)")
     a = ap.parse_args()
     if a.child:
         child(a.child, a.model_dir, a)
@@ -184,8 +188,19 @@ def main() -> None:
     import transformers
     import trl
 
+    command = " ".join(["python", "bench/dpo_vs_trl.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run_workload(name, a, Path(tmp)) for name in a.workloads.split(",")]
+    for r in rows:
+        r.update(repeats=a.repeats, command=command, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                 load_average_after=[round(x, 2) for x in os.getloadavg()])
+    if a.keep_other_rows and Path(a.out).is_file():
+        ran = {r["workload"] for r in rows}
+        old = [r for r in json.loads(Path(a.out).read_text())["workloads"] if r["workload"] not in ran]
+        for r in old:
+            r.setdefault("command", "an earlier run (command not recorded)")
+            r.setdefault("repeats", len(r["runs"]["refeed"]))
+        rows = sorted(rows + old, key=lambda r: list(WORKLOADS).index(r["workload"]))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU ({platform.processor() or 'unknown'})",
         "threads": a.threads, "precision": "float32", "repeats": a.repeats, "lr": a.lr, "beta": a.beta,

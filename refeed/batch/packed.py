@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from refeed.batch.lean import lean_layers
 from refeed.batch.logprobs import SharedPromptLogps
 from refeed.objectives.base import TokenLogps
 
@@ -174,7 +175,7 @@ def packed_prompt_logps(
     decoder, head = _split_lm(model)
     ids, pos, layout, predict = pack(prompt_ids.cpu(), prompt_mask.cpu(), answer_ids.cpu(), answer_mask.cpu())
     ids, pos, predict = ids.to(prompt_ids.device), pos.to(prompt_ids.device), predict.to(prompt_ids.device)
-    with _packed(decoder.config, layout):
+    with _packed(decoder.config, layout), lean_layers(decoder):  # fewer saved tensors, same values
         hidden = decoder(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]  # (N, H)
     mask = answer_mask.bool()
     return picked_logps(head, hidden[predict], answer_ids[mask], mask, chunk_size, temperature)
