@@ -24,8 +24,8 @@ Under CUDA autocast (bf16) backward runs in the forward's autocast state (``torc
 
 ``lean_layers`` swaps ``forward`` on the module instances of the known classes (Llama, Qwen2, Qwen3,
 Mistral) for the duration of the block and leaves any module alone whose ``forward`` was already
-replaced on the instance (accelerate's offload hooks do that), whose MLP has biases or another
-activation, or that is of any other class.
+replaced on the instance (accelerate's offload hooks do that), whose MLP has biases, another
+activation or layers that are not plain ``nn.Linear`` (LoRA, quantized), or that is of any other class.
 """
 
 from __future__ import annotations
@@ -117,7 +117,11 @@ def _swappable(m) -> bool:
         return False
     if name in MLP_CLASSES:
         silu = type(getattr(m, "act_fn", None)).__name__ in ("SiLU", "SiLUActivation")
-        return silu and all(getattr(m, p).bias is None for p in ("gate_proj", "up_proj", "down_proj"))
+        # plain Linear layers only: a LoRA (peft) or quantized layer's ``.weight`` is its frozen base weight,
+        # and using it here would bypass the adapter
+        plain = all(type(getattr(m, p, None)) is torch.nn.Linear and getattr(m, p).bias is None
+                    for p in ("gate_proj", "up_proj", "down_proj"))
+        return silu and plain
     return name in NORM_CLASSES and hasattr(m, "variance_epsilon")
 
 

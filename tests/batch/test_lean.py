@@ -86,3 +86,24 @@ def test_lean_layers_leave_replaced_forwards_and_other_modules_alone():
         assert "forward" in vars(model.model.layers[1].mlp) and "forward" in vars(model.model.norm)
         assert "forward" not in vars(model.model.layers[0].self_attn)
     assert mlp.forward is hooked and "forward" not in vars(model.model.norm)
+
+
+def test_lora_layers_are_left_to_peft_so_the_adapter_still_learns():
+    """A peft LoRA layer's ``.weight`` is its frozen base weight: swapping its MLP would bypass the adapter. The
+    MLPs stay peft's (norms, plain modules, are still swapped), outputs equal, and the adapter gets gradients."""
+    from peft import LoraConfig, get_peft_model
+
+    from refeed.batch import lean
+
+    model = get_peft_model(_small("llama"), LoraConfig(r=4, target_modules=["gate_proj", "up_proj", "down_proj"],
+                                                         init_lora_weights=False))
+    assert not any(lean._swappable(m) for m in model.modules() if type(m).__name__ in lean.MLP_CLASSES)
+    assert any(lean._swappable(m) for m in model.modules() if type(m).__name__ in lean.NORM_CLASSES)
+    ids = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(0))
+    plain = model(input_ids=ids).logits.detach()
+    with lean_layers(model):
+        swapped = model(input_ids=ids).logits
+    swapped.sum().backward()
+    assert torch.allclose(plain, swapped.detach(), atol=1e-5)
+    lora = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+    assert lora and all(g is not None and g.abs().sum() > 0 for g in lora)
