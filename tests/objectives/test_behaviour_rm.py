@@ -131,7 +131,8 @@ def test_binary_rm_conditioned_on_a_principle_judges_by_it(tiny):
     rows = [{"prompt": _prompt(n), "completion": t.format(n=n), "principle": pr, "label": int(good == (pr == "be polite"))}
             for n in NAMES for temps, good in ((POLITE, True), (RUDE, False)) for t in temps for pr in ("be polite", "be rude")]
     # the reward is an interaction (answer x principle), which the random tiny model needs more steps for
-    rm = _trained(tiny, build("binary_rm", {"principle": True}), rows, epochs=10, lr=3e-3)
+    # (at 10 epochs held-out accuracy was 0.92 on one machine and 0.83 on an AVX2-only one: kernels differ)
+    rm = _trained(tiny, build("binary_rm", {"principle": True}), rows, epochs=16, lr=3e-3)
     answers = [(n, t.format(n=n), good) for n in HELD_OUT for temps, good in ((POLITE, True), (RUDE, False)) for t in temps]
     prompts, texts = [_prompt(n) for n, _, _ in answers], [a for _, a, _ in answers]
     p_polite = score(rm, prompts, texts, principles=["be polite"] * len(texts))

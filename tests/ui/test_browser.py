@@ -393,6 +393,7 @@ def test_review_queue_progress_filters_and_assignments(page, srv):
     assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}[zoe] == 2
     page.select_option("#f-labelled", "all")
     page.click("#load-queue")
+    expect(page.locator("#queue-status")).to_contain_text("of 3 shown")  # the 3 loaded, not the 2 before
     page.click("#assign-all")
     expect(page.locator("#assign-status")).to_have_text(f"assigned 1 new item to {zoe}")
     assert {a["name"]: a["assigned"] for a in ann.annotators(srv.store)}[zoe] == 3
