@@ -61,12 +61,6 @@ def _logps(model, tokenizer, rows: list[EncodedRow]) -> TokenLogps:
 
 
 @torch.no_grad()
-def followup_logps(model, tokenizer, prompt: Any, answer: str, followups: Sequence[str]) -> TokenLogps:
-    """(F, T-1) log-probs of each follow-up's tokens after (prompt, answer); mask on the follow-up only."""
-    return _logps(model, tokenizer, [_followup_row(tokenizer, prompt, answer, f) for f in followups])
-
-
-@torch.no_grad()
 def flr_rewards(model, tokenizer, prompts: Sequence[Any], answers: Sequence[str],
                 positive: Sequence[str], negative: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """(N,) FLR of each (prompt, answer): positive follow-ups' mean token log-prob minus the negatives'.
