@@ -104,20 +104,19 @@ def label_metrics(rewards: Sequence[float], labels: Sequence[float], rows: list[
     Graded labels (levels 0..K): concordance of reward and level (pairs of different levels ordered right)."""
     n = len(rows)
     lengths = [_answer_len(r, "completion") for r in rows]
+    scores, levels = np.asarray(rewards), np.asarray(labels)  # what the bootstrap resamples
     if set(labels) - {0.0, 1.0}:
         c = _concordance(rewards, labels)
         lc = _concordance(lengths, labels)
-        r, y = np.asarray(rewards), np.asarray(labels)
         return {"measure": "level_concordance", "value": c, "n": n,
-                "value_ci": bootstrap_interval(lambda i: _concordance(r[i], y[i]), n),
+                "value_ci": bootstrap_interval(lambda i: _concordance(scores[i], levels[i]), n),
                 "baselines": {"chance": 0.5, "length_only": None if lc is None else max(lc, 1 - lc)}}
     cut = 0.5 if probabilities else sorted(rewards)[n // 2]
     acc = sum((r >= cut) == (y == 1.0) for r, y in zip(rewards, labels, strict=True)) / n
     pos = sum(labels) / n
     lc = _concordance(lengths, labels)
-    r, y = np.asarray(rewards), np.asarray(labels)
     out = {"measure": "binary_accuracy", "value": acc, "n": n, "positive_rate": pos,
-           "auc": _concordance(rewards, labels), "auc_ci": bootstrap_interval(lambda i: _concordance(r[i], y[i]), n),
+           "auc": _concordance(rewards, labels), "auc_ci": bootstrap_interval(lambda i: _concordance(scores[i], levels[i]), n),
            "baselines": {"majority_class": max(pos, 1 - pos), "length_only_auc": None if lc is None else max(lc, 1 - lc)}}
     if probabilities:
         out["brier"] = sum((r - y) ** 2 for r, y in zip(rewards, labels, strict=True)) / n
