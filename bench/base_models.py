@@ -15,6 +15,7 @@ that are in neither its TRAIN nor its DEV split):
   answer takes the rule's form out of scope with the rule minus without it), with paired intervals.
 
 Writes bench/results/base_models.json and prints the markdown table for the README ("Built-in bases and tasks").
+One base and task per process, several side by side, then ``--merge a.json b.json ...`` combines them.
 """
 
 from __future__ import annotations
@@ -166,7 +167,17 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/base_models.json")
     ap.add_argument("--set", nargs="*", default=[], metavar="BASE:KEY=VALUE",
                     help="a pretrain override for one base, e.g. tiny:task.test_size=1200")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="combine the results of earlier runs (one base and task each, run side by side) into --out")
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        results = [r for part in parts for r in part["results"]]
+        Path(args.out).write_text(json.dumps({
+            "machine": parts[0]["machine"], "load_average_at_end": [part["load_average_at_end"] for part in parts],
+            "commands": [part["command"] for part in parts], "results": results, "table": table(results)}, indent=2))
+        print(table(results))
+        return
     results = []
     for base in args.bases:
         for task in args.tasks:

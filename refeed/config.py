@@ -107,7 +107,16 @@ def resolve_fields(cls: type) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a nested dict, refusing unknown keys and wrong types."""
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys and wrong types.
+
+    A dataclass whose defaults depend on one of its keys (a preset) defines a classmethod
+    ``config_defaults(data) -> dict``; its result goes under ``data``, so every key given stays as given,
+    even one set to the plain default."""
+    if hasattr(cls, "config_defaults"):
+        try:
+            data = merge(cls.config_defaults(data), data)
+        except ValueError as e:
+            raise ConfigError(f"{where + ': ' if where else ''}{e}") from None
     fields = resolve_fields(cls)
     kwargs = {}
     for key, value in data.items():

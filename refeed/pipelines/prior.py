@@ -4,15 +4,18 @@ A real base model arrives able to read an instruction and a critique; the built-
 a strength the pretrain config sets (``PriorConfig``, recorded in the model directory's ``pretrain.json``).
 Four kinds of rows, all on the task's TRAIN prompts, all SFT rows (prompt messages -> one answer):
 
-- first answers, right at the base's own rate (``first_success``; < 0: the DEV accuracy the base reached
-  before the prior), so the prior does not make the first answer better than the base already is;
+- first answers: the base's own, sampled from it at temperature 1 before the prior (``first_success`` < 0,
+  the default), so the first turn keeps the base's distribution and its own errors. A correct answer among
+  a few scattered wrong ones is still the mode, so first answers drawn "right with the base's DEV
+  accuracy, else corrupted" taught the task instead (sort: DEV 0.35 before the prior, 0.88 after).
+  ``first_success`` in [0, 1] keeps that synthetic form (right at that rate, else a corruption);
 - feedback episodes: a wrong answer -> the task oracle's critique (its closed grammar) -> ... -> a revision
   that is right with probability ``critique_success``; up to ``max_turns`` wrong attempts before it;
 - the same episodes with a bare "try again" instead of the critique, right with ``retry_success`` (lower,
   so a critique is worth more than a retry, as it is for real models);
-- rule-conditioned answers: the task's rule (``oracle.RULES``) as the system message, followed in scope and,
-  on purpose, also out of scope with probability ``rule_overreach``, so over-generalization exists to be
-  measured and reduced.
+- rule-conditioned answers (the first answer as above): the task's rule (``oracle.RULES``) as the system
+  message, followed in scope and, on purpose, also out of scope with probability ``rule_overreach``, so
+  over-generalization exists to be measured and reduced.
 
 Wrong answers are made by corrupting the right one the way the models err (a swapped pair, a changed
 character, a dropped or doubled one), checked wrong by the verifier.
@@ -41,7 +44,8 @@ class PriorConfig:
     critique_share: float = 0.4
     retry_share: float = 0.1
     rule_share: float = 0.2
-    first_success: float = -1.0  # first answers right at this rate; < 0: the base's own DEV accuracy
+    first_success: float = -1.0  # first answers right at this rate; < 0: the base's own sampled answers
+    own_prompts: int = 2000  # TRAIN prompts the base answers once for the first-answer and rule rows
     critique_success: float = 0.6  # P(revision right | critique)
     retry_success: float = 0.2  # P(revision right | "try again")
     rule_overreach: float = 0.3  # P(the rule's form is applied out of its scope)
@@ -54,8 +58,10 @@ class PriorConfig:
             raise ValueError(f"prior: {', '.join(probs)} and first_success must be probabilities (first_success "
                              f"< 0 means the base's own rate)")
         shares = (self.first_share, self.critique_share, self.retry_share, self.rule_share)
-        if min(shares) < 0 or sum(shares) <= 0 or self.max_turns < 1 or self.steps < 0 or self.rows < 1:
-            raise ValueError("prior: shares must be >= 0 with a positive sum, max_turns and rows >= 1, steps >= 0")
+        if min(shares) < 0 or sum(shares) <= 0 or self.max_turns < 1 or self.steps < 0 or self.rows < 1 \
+                or self.own_prompts < 1:
+            raise ValueError("prior: shares must be >= 0 with a positive sum, max_turns, rows and own_prompts >= 1, "
+                             "steps >= 0")
 
 
 def corrupt(task: Task, ex: Example, rng: random.Random, avoid: tuple[str, ...] = ()) -> str:
@@ -87,6 +93,11 @@ def _answer(task: Task, ex: Example, rng: random.Random, p_right: float, avoid: 
     return ex.answer if rng.random() < p_right else corrupt(task, ex, rng, avoid)
 
 
+def _first(task: Task, ex: Example, rng: random.Random, p_right: float, own: dict[str, str] | None) -> str:
+    """The first answer: the base's own (``own``: example id -> its sampled answer), else synthetic."""
+    return own[ex.id] if own is not None else _answer(task, ex, rng, p_right)
+
+
 def episode(task: Task, ex: Example, rng: random.Random, n_wrong: int, critique: bool, p_right: float) -> dict:
     """``n_wrong`` wrong answers, each followed by the oracle's critique (or "try again"), then the answer
     trained on, right with ``p_right``."""
@@ -99,19 +110,30 @@ def episode(task: Task, ex: Example, rng: random.Random, n_wrong: int, critique:
     return {"prompt": messages, "completion": _answer(task, ex, rng, p_right, tried)}
 
 
-def rule_row(task: Task, ex: Example, rng: random.Random, p_right: float, overreach: float) -> dict:
+def rule_row(task: Task, ex: Example, rng: random.Random, p_right: float, overreach: float,
+             own: dict[str, str] | None = None) -> dict:
     rule = oracle.RULES[task.name]
-    answer = _answer(task, ex, rng, p_right)
+    answer = _first(task, ex, rng, p_right, own)
     if rule.in_scope(ex) or rng.random() < overreach:
         answer = rule.revise(answer)
     return {"prompt": [{"role": "system", "content": rule.text}, *ex.messages], "completion": answer}
 
 
-def prior_rows(task: Task, cfg: PriorConfig, first_success: float, seed: int = 0) -> list[dict]:
-    """``cfg.rows`` SFT rows of the four kinds, on ``task``'s TRAIN prompts, shuffled."""
+def own_pool(task: Task, cfg: PriorConfig, seed: int = 0) -> list[Example]:
+    """The TRAIN prompts the base answers for the first-answer and rule rows (``cfg.own_prompts`` of them)."""
+    exs = task.examples("train")
+    return random.Random(f"own-{seed}").sample(exs, min(cfg.own_prompts, len(exs)))
+
+
+def prior_rows(task: Task, cfg: PriorConfig, own: dict[str, str] | None = None, seed: int = 0) -> list[dict]:
+    """``cfg.rows`` SFT rows of the four kinds, on ``task``'s TRAIN prompts, shuffled. ``own`` maps the
+    ``own_pool`` prompts' ids to the base's answers; it is needed unless ``cfg.first_success >= 0``."""
+    if own is None and cfg.first_success < 0:
+        raise ValueError("prior: the base's own answers are needed (own=...) unless first_success >= 0")
     rng = random.Random(f"prior-{seed}")
     exs = task.examples("train")
-    p_first = cfg.first_success if cfg.first_success >= 0 else first_success
+    pool = [e for e in exs if e.id in own] if own is not None else exs
+    own = own if cfg.first_success < 0 else None
     kinds = ("first", "critique", "retry", "rule")
     weights = (cfg.first_share, cfg.critique_share, cfg.retry_share, cfg.rule_share)
     rows = []
@@ -119,9 +141,11 @@ def prior_rows(task: Task, cfg: PriorConfig, first_success: float, seed: int = 0
         ex = rng.choice(exs)
         kind = rng.choices(kinds, weights)[0]
         if kind == "first":
-            rows.append({"prompt": list(ex.messages), "completion": _answer(task, ex, rng, p_first)})
+            ex = rng.choice(pool)
+            rows.append({"prompt": list(ex.messages), "completion": _first(task, ex, rng, cfg.first_success, own)})
         elif kind == "rule":
-            rows.append(rule_row(task, ex, rng, p_first, cfg.rule_overreach))
+            ex = rng.choice(pool)
+            rows.append(rule_row(task, ex, rng, cfg.first_success, cfg.rule_overreach, own))
         else:
             crit = kind == "critique"
             rows.append(episode(task, ex, rng, rng.randint(1, cfg.max_turns), crit,

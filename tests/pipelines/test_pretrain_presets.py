@@ -20,13 +20,18 @@ def test_tiny_is_the_default_and_keeps_its_cache_key():
     assert PretrainConfig(prior=PriorConfig(steps=10)).key() != "161661405a"  # a tiny with a prior is another
 
 
-def test_small_preset_fills_what_was_left_at_tiny_defaults_and_keeps_what_was_set():
+def test_small_preset_fills_what_was_not_given_and_keeps_what_was_set():
     cfg = load(PretrainConfig, None, ["preset=small", "prior.critique_success=0.8", "lr=0.002", "task.name=sort"])
     assert cfg.model == SMALL_SHAPE and cfg.model.max_position_embeddings == 1024
     assert cfg.task.test_size == 1000 and cfg.task.name == "sort" and cfg.task.levels == (4, 5, 6, 7)
     assert cfg.prior.steps > 0 and cfg.prior.critique_success == 0.8 and cfg.lr == 0.002
     again = load(PretrainConfig, None, ["preset=small", "task.name=sort", "lr=0.002", "prior.critique_success=0.8"])
-    assert again.key() == cfg.key() != PretrainConfig(preset="small", task=TaskConfig(name="sort")).key()
+    assert again.key() == cfg.key() != PretrainConfig.from_preset("small", ["task.name=sort"]).key()
+    # A key set to tiny's own value is kept too (it once was taken for "not given" and replaced by the preset's).
+    tiny_values = PretrainConfig.from_preset("small", ["lr=5e-4", "batch_size=16", "prior.steps=0"])
+    assert (tiny_values.lr, tiny_values.batch_size, tiny_values.prior.steps) == (5e-4, 16, 0)
+    with pytest.raises(ValueError, match="from_preset"):
+        PretrainConfig(preset="small")  # a preset label without the preset's values is refused, not half-applied
 
 
 def test_recipes_and_the_demo_pick_small_with_one_key():
@@ -60,7 +65,7 @@ def test_tiny_with_one_turn_fits_its_context_and_a_small_episode_fits_1024():
     tiny = PretrainConfig()
     task, _ = check_config(tiny)
     assert episode_tokens(tiny, task, build_tokenizer()) < 40  # one question and its answer, in characters
-    small = PretrainConfig(preset="small", task=TaskConfig(name="sort"))
+    small = PretrainConfig.from_preset("small", ["task.name=sort"])
     task, texts = check_config(small)
     n = episode_tokens(small, task, build_small_tokenizer(texts))
     assert 100 < n < 400  # 5 answers with 4 critiques and a system rule, at ~1 token per word
@@ -81,7 +86,7 @@ def test_a_few_step_small_pretrain_records_its_prior_and_is_reused(tmp_path):
     assert not first.cached and first.steps == 4  # 2 steps of demonstrations, 2 of the prior
     prior = json.loads((first.model_dir / "prior.json").read_text())
     assert prior["steps"] == 2 and prior["critique_success"] == cfg.prior.critique_success
-    assert prior["first_success_used"] == prior["dev_accuracy_before_prior"]  # the base's own rate
+    assert 0 <= prior["first_success_used"] <= 1 and prior["own_prompts"] == cfg.prior.own_prompts  # its own answers
     meta = json.loads((first.model_dir.parent / "pretrain.json").read_text())
     assert meta["preset"] == "small" and meta["cpu_seconds"] > 0 and meta["prior"] == prior
     again = pretrain(cfg)

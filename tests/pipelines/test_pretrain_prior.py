@@ -22,8 +22,9 @@ def _kind(row):
 
 
 def test_each_dial_sets_its_rate(task):
-    cfg = PriorConfig(rows=3000, critique_success=0.7, retry_success=0.1, rule_overreach=0.4, max_turns=3)
-    rows = prior_rows(task, cfg, first_success=0.25, seed=0)
+    cfg = PriorConfig(rows=3000, critique_success=0.7, retry_success=0.1, rule_overreach=0.4, max_turns=3,
+                      first_success=0.25)
+    rows = prior_rows(task, cfg, seed=0)
     ex_of = {e.messages[-1]["content"]: e for e in task.examples("train")}
     by: dict[str, list] = {}
     for r in rows:
@@ -32,7 +33,7 @@ def test_each_dial_sets_its_rate(task):
     right = lambda rs: sum(task.verify(question(r), r["completion"]).correct for r in rs) / len(rs)  # noqa: E731
     assert {k: len(v) / len(rows) for k, v in by.items()} == pytest.approx(
         {"first": 0.3, "critique": 0.4, "retry": 0.1, "rule": 0.2}, abs=0.04)
-    assert right(by["first"]) == pytest.approx(0.25, abs=0.05)  # the base's own rate, passed in
+    assert right(by["first"]) == pytest.approx(0.25, abs=0.05)  # synthetic first answers at the set rate
     assert right(by["critique"]) == pytest.approx(0.7, abs=0.05)
     assert right(by["retry"]) == pytest.approx(0.1, abs=0.06)
     rule = oracle.RULES[task.name]
@@ -43,7 +44,7 @@ def test_each_dial_sets_its_rate(task):
 
 
 def test_episodes_are_wrong_answers_each_followed_by_the_oracles_critique(task):
-    rows = prior_rows(task, PriorConfig(rows=300, max_turns=4), first_success=0.3, seed=1)
+    rows = prior_rows(task, PriorConfig(rows=300, max_turns=4, first_success=0.3), seed=1)
     episodes = [r for r in rows if _kind(r) == "critique"]
     assert {(len(r["prompt"]) - 1) // 2 for r in episodes} == {1, 2, 3, 4}  # 1..max_turns wrong attempts
     for r in episodes:
@@ -66,3 +67,21 @@ def test_corruptions_are_near_misses_the_verifier_calls_wrong():
     assert all(abs(len(w) - 5) <= 1 for w in wrong)
     neg = Example("a", "arithmetic", ({"role": "user", "content": "What is 3-40?"},), "-37")
     assert all(corrupt(get_task("arithmetic"), neg, rng).lstrip("-").isdigit() for _ in range(50))
+
+
+def test_by_default_first_answers_and_rule_rows_are_the_bases_own(task):
+    """first_success < 0 (the default): the first-answer and rule rows are the base's sampled answers, on its
+    pool of prompts; without those answers the rows are refused, not made up."""
+    from refeed.pipelines.prior import own_pool
+
+    cfg = PriorConfig(rows=600, own_prompts=50)
+    pool = own_pool(task, cfg)
+    assert len(pool) == 50 and len({e.id for e in pool}) == 50
+    own = {e.id: f"own{i}" for i, e in enumerate(pool)}  # marks no task would produce
+    rows = prior_rows(task, cfg, own)
+    firsts = [r for r in rows if _kind(r) in ("first", "rule")]
+    assert firsts and all(r["completion"].rstrip(".!").startswith("own") for r in firsts)
+    ids = {e.messages[-1]["content"]: e.id for e in pool}
+    assert all(own[ids[r["prompt"][-1]["content"]]] == r["completion"].rstrip(".!") for r in firsts)
+    with pytest.raises(ValueError, match="own answers are needed"):
+        prior_rows(task, cfg)
