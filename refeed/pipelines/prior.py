@@ -10,7 +10,8 @@ Four kinds of rows, all on the task's TRAIN prompts, all SFT rows (prompt messag
   accuracy, else corrupted" taught the task instead (sort: DEV 0.35 before the prior, 0.88 after).
   ``first_success`` in [0, 1] keeps that synthetic form (right at that rate, else a corruption);
 - feedback episodes: a wrong answer -> the task oracle's critique (its closed grammar) -> ... -> a revision
-  that is right with probability ``critique_success``; up to ``max_turns`` wrong attempts before it;
+  that is right with probability ``critique_success`` times ``turn_decay`` per earlier failed turn; up to
+  ``max_turns`` wrong attempts before it;
 - the same episodes with a bare "try again" instead of the critique, right with ``retry_success`` (lower,
   so a critique is worth more than a retry, as it is for real models);
 - rule-conditioned answers (the first answer as above): the task's rule (``oracle.RULES``) as the system
@@ -40,20 +41,24 @@ class PriorConfig:
     """The strength dials of the feedback prior (``steps=0``: no prior, as for ``tiny``)."""
 
     steps: int = 0  # optimizer steps of mid-training on the mixture below
-    first_share: float = 0.3  # shares of the four row kinds (normalised)
-    critique_share: float = 0.4
-    retry_share: float = 0.1
+    first_share: float = 0.2  # shares of the four row kinds (normalised)
+    critique_share: float = 0.35
+    retry_share: float = 0.25  # 0.1 was too few to tell "try again" from a critique (sort: uptake -0.007)
     rule_share: float = 0.2
     first_success: float = -1.0  # first answers right at this rate; < 0: the base's own sampled answers
     own_prompts: int = 2000  # TRAIN prompts the base answers once for the first-answer and rule rows
-    critique_success: float = 0.6  # P(revision right | critique)
-    retry_success: float = 0.2  # P(revision right | "try again")
+    critique_success: float = 0.5  # P(revision right | one critique)
+    retry_success: float = 0.05  # P(revision right | one "try again")
+    # Each earlier failed turn multiplies both by this: an error that survived a critique is a stubborn one, as
+    # Feedback Friction finds for real models. At 1.0 (no decay) and 0.6 / 0.2 the small base on sort gained
+    # more from 4 critiques than from 5 fresh samples (friction -0.16).
+    turn_decay: float = 0.5
     rule_overreach: float = 0.3  # P(the rule's form is applied out of its scope)
     max_turns: int = 4  # wrong attempts (each with its feedback) before the answer trained on
     rows: int = 12000  # rows in the mixture
 
     def __post_init__(self) -> None:
-        probs = ("critique_success", "retry_success", "rule_overreach")
+        probs = ("critique_success", "retry_success", "rule_overreach", "turn_decay")
         if any(not 0 <= getattr(self, k) <= 1 for k in probs) or self.first_success > 1:
             raise ValueError(f"prior: {', '.join(probs)} and first_success must be probabilities (first_success "
                              f"< 0 means the base's own rate)")
@@ -147,9 +152,9 @@ def prior_rows(task: Task, cfg: PriorConfig, own: dict[str, str] | None = None, 
             ex = rng.choice(pool)
             rows.append(rule_row(task, ex, rng, cfg.first_success, cfg.rule_overreach, own))
         else:
-            crit = kind == "critique"
-            rows.append(episode(task, ex, rng, rng.randint(1, cfg.max_turns), crit,
-                                cfg.critique_success if crit else cfg.retry_success))
+            crit, n_wrong = kind == "critique", rng.randint(1, cfg.max_turns)
+            p = (cfg.critique_success if crit else cfg.retry_success) * cfg.turn_decay ** (n_wrong - 1)
+            rows.append(episode(task, ex, rng, n_wrong, crit, p))
     return rows
 
 
