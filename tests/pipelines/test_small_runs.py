@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-# One recipe per family: SFT, reward model, pairwise preference, unpaired labels, ranking, scoped rule, online.
-FAMILIES = ["sft", "bradley_terry", "dpo", "kto", "plackett_luce", "c3po", "grpo"]
+# One recipe per family of the registry (refeed.objectives): SFT, reward models, preferences (paired and
+# unpaired), online.
+FAMILIES = ["sft", "bradley_terry", "dpo", "kto", "grpo"]
 TASK = ["pretrain.task.name=arithmetic", "pretrain.task.levels=[1,2]", "pretrain.task.train_size=400",
         "pretrain.task.dev_size=20", "pretrain.task.test_size=40"]
 PRETRAIN = ["pretrain.preset=small", "pretrain.max_steps=40", "pretrain.eval_every=40", "pretrain.dev_prompts=4",
