@@ -198,10 +198,10 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
 
     from refeed.eval.harness import evaluate
     from refeed.models import load
+    from refeed.models.generate import sample
     from refeed.models.small import write_small_model
     from refeed.models.tiny import write_tiny_model
     from refeed.objectives import build
-    from refeed.models.generate import sample
     from refeed.pipelines.prior import own_pool, prior_rows
     from refeed.train.loop import Schedule, TrainConfig, train
 
