@@ -13,7 +13,8 @@ Four kinds of rows, all on the task's TRAIN prompts, all SFT rows (prompt messag
   that is right with probability ``critique_success`` times ``turn_decay`` per earlier failed turn; up to
   ``max_turns`` wrong attempts before it;
 - the same episodes with a bare "try again" instead of the critique, right with ``retry_success`` (lower,
-  so a critique is worth more than a retry, as it is for real models);
+  so a critique is worth more than a retry, as it is for real models); a revision that fails repeats the
+  last wrong answer;
 - rule-conditioned answers (the first answer as above): the task's rule (``oracle.RULES``) as the system
   message, followed in scope and, on purpose, also out of scope with probability ``rule_overreach``, so
   over-generalization exists to be measured and reduced.
@@ -112,7 +113,11 @@ def episode(task: Task, ex: Example, rng: random.Random, n_wrong: int, critique:
         tried = (*tried, wrong)
         feedback = oracle.critique(task, ex, wrong) if critique else TRY_AGAIN
         messages += [{"role": "assistant", "content": wrong}, {"role": "user", "content": feedback}]
-    return {"prompt": messages, "completion": _answer(task, ex, rng, p_right, tried)}
+    # A failed revision repeats the last wrong answer, as stubborn models do (Feedback Friction). A fresh
+    # corruption of the gold answer would not do: per token, most corruptions still carry the gold letter, so
+    # "try again" episodes taught the right answer (sort: 0.47 after "try again" though trained to 0.05).
+    right = rng.random() < p_right
+    return {"prompt": messages, "completion": ex.answer if right or not tried else tried[-1]}
 
 
 def rule_row(task: Task, ex: Example, rng: random.Random, p_right: float, overreach: float,
