@@ -103,6 +103,10 @@ class PretrainConfig:
         if self.preset == "tiny" and self.prior == PriorConfig() and not self.dev_prompts:
             for name in ("preset", "prior", "dev_prompts"):  # tiny's key is the one from before presets
                 data.pop(name)
+        if self.prior.steps:  # a base made by an older prior's rows is not this one
+            from refeed.pipelines.prior import PRIOR_VERSION
+
+            data["prior_version"] = PRIOR_VERSION
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
     def model_dir(self) -> Path:

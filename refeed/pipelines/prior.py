@@ -35,6 +35,9 @@ from refeed.tasks.diagnosis import PHRASES
 from refeed.types import Example
 
 TRY_AGAIN = "That is not right. Try again."
+# Part of a prior-trained base's cache key (PretrainConfig.key): raise it when the rows this module makes change.
+# 2: first answers are the base's own; failed revisions repeat the last wrong answer.
+PRIOR_VERSION = 2
 
 
 @dataclass(frozen=True)
