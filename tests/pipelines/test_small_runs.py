@@ -61,7 +61,7 @@ def test_the_demo_runs_on_small(bases, tmp_path):
     from refeed.cli import main
 
     res = CliRunner().invoke(main, ["demo", "--json", *PRETRAIN, *TASK, f"pretrain.out_root={bases}",
-                                    "sampling.prompts=200", "sampling.max_new_tokens=4", "train.epochs=1",
+                                    "sampling.prompts=200", "sampling.max_new_tokens=4", "sampling.preference_by=grade", "train.epochs=1",
                                     f"run_root={tmp_path}"])
     assert res.exit_code == 0, res.output
     s = json.loads(res.output.strip().splitlines()[-1])
