@@ -240,13 +240,13 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
         )
     steps, prior_meta = res.steps, None
     if cfg.prior.steps:  # mid-train on the feedback prior; first answers are the base's own, sampled now
-        before = state["acc"]
-        own = None
+        before, own, own_rate = state["acc"], None, cfg.prior.first_success
         if cfg.prior.first_success < 0:
             pool = own_pool(task, cfg.prior, cfg.seed)
             answers = sample(model, tok, [e.messages for e in pool], temperature=1.0, max_new_tokens=room,
                              seed=cfg.seed, batch_size=128)
             own = {e.id: a for e, (a,) in zip(pool, answers, strict=True)}
+            own_rate = sum(task.verify(e, own[e.id]).correct for e in pool) / len(pool)
             model.train()
         mix = prior_rows(task, cfg.prior, own, cfg.seed)
         pcfg = dataclasses.replace(tcfg, max_steps=cfg.prior.steps, warmup_ratio=0.0, schedule=Schedule.COSINE)
@@ -254,8 +254,6 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
                     progress=lambda s, t, r: on_step(steps + s, steps + t, r) if on_step else None)
         steps += res.steps
         state["acc"] = evaluate(model, tok, task, examples=dev, max_new_tokens=room).accuracy
-        own_rate = (sum(task.verify(e, a).correct for e in pool for a in [own[e.id]]) / len(pool)
-                    if own is not None else cfg.prior.first_success)
         prior_meta = {**to_dict(cfg.prior), "first_success_used": own_rate, "dev_accuracy_before_prior": before,
                       "dev_accuracy_after_prior": state["acc"], "rows": len(mix)}
     # Write under a private name, then rename: two processes pretraining the same config at once
