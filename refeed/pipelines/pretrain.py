@@ -243,8 +243,8 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] | No
         before, own, own_rate = state["acc"], None, cfg.prior.first_success
         if cfg.prior.first_success < 0:
             pool = own_pool(task, cfg.prior, cfg.seed)
-            answers = sample(model, tok, [e.messages for e in pool], temperature=1.0, max_new_tokens=room,
-                             seed=cfg.seed, batch_size=128)
+            answers = sample(model, tok, [e.messages for e in pool], temperature=cfg.prior.own_temperature,
+                             max_new_tokens=room, seed=cfg.seed, batch_size=128)
             own = {e.id: a for e, (a,) in zip(pool, answers, strict=True)}
             own_rate = sum(task.verify(e, own[e.id]).correct for e in pool) / len(pool)
             model.train()

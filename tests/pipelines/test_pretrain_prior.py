@@ -69,9 +69,9 @@ def test_corruptions_are_near_misses_the_verifier_calls_wrong():
     assert all(corrupt(get_task("arithmetic"), neg, rng).lstrip("-").isdigit() for _ in range(50))
 
 
-def test_by_default_first_answers_and_rule_rows_are_the_bases_own(task):
-    """first_success < 0 (the default): the first-answer and rule rows are the base's sampled answers, on its
-    pool of prompts; without those answers the rows are refused, not made up."""
+def test_by_default_first_answers_rule_rows_and_first_mistakes_are_the_bases_own(task):
+    """first_success < 0 (the default): the first-answer and rule rows and the episodes' first wrong answers are
+    the base's sampled answers, on its pool of prompts; without those answers the rows are refused, not made up."""
     from refeed.pipelines.prior import own_pool
 
     cfg = PriorConfig(rows=600, own_prompts=50)
@@ -83,5 +83,8 @@ def test_by_default_first_answers_and_rule_rows_are_the_bases_own(task):
     assert firsts and all(r["completion"].rstrip(".!").startswith("own") for r in firsts)
     ids = {e.messages[-1]["content"]: e.id for e in pool}
     assert all(own[ids[r["prompt"][-1]["content"]]] == r["completion"].rstrip(".!") for r in firsts)
+    # Episodes are on the prompts it got wrong (all of them here), opening with its own wrong answer.
+    episodes = [r for r in rows if _kind(r) in ("critique", "retry")]
+    assert episodes and all(r["prompt"][1]["content"] == own[ids[r["prompt"][0]["content"]]] for r in episodes)
     with pytest.raises(ValueError, match="own answers are needed"):
         prior_rows(task, cfg)
