@@ -175,7 +175,9 @@ def main() -> None:
         results = [r for part in parts for r in part["results"]]
         Path(args.out).write_text(json.dumps({
             "machine": parts[0]["machine"], "load_average_at_end": [part["load_average_at_end"] for part in parts],
-            "commands": [part["command"] for part in parts], "results": results, "table": table(results)}, indent=2))
+            "commands": [c for part in parts for c in part.get("commands", [part.get("command")])],
+            "notes": [part["note"] for part in parts if "note" in part],
+            "results": results, "table": table(results)}, indent=2))
         print(table(results))
         return
     results = []

@@ -23,7 +23,8 @@ def _kind(row):
 
 def test_each_dial_sets_its_rate(task):
     cfg = PriorConfig(rows=3000, critique_success=0.7, retry_success=0.1, rule_overreach=0.4, max_turns=3,
-                      first_success=0.25, first_share=0.3, critique_share=0.4, retry_share=0.1, turn_decay=1.0)
+                      first_success=0.25, first_share=0.3, critique_share=0.4, retry_share=0.1, rule_share=0.2,
+                      turn_decay=1.0)
     rows = prior_rows(task, cfg, seed=0)
     ex_of = {e.messages[-1]["content"]: e for e in task.examples("train")}
     by: dict[str, list] = {}
