@@ -53,7 +53,7 @@ def _ci(before: list[float], after: list[float]) -> dict:
 
 
 def measure(base: str, task_name: str, n: int, temperature: float, seed: int, out_root: str,
-            overrides: tuple[str, ...] = ()) -> dict:
+            overrides: tuple[str, ...] = (), split: str = "test") -> dict:
     from refeed.config import load as load_config
     from refeed.models import load
 
@@ -63,8 +63,10 @@ def measure(base: str, task_name: str, n: int, temperature: float, seed: int, ou
     res = pretrain(cfg)
     model, tok = load(res.model_dir)
     model.eval()
-    out = starting_points(model, tok, cfg.task.build(), heldout(cfg, n), temperature, seed)
-    return {"base": base, "model_dir": str(res.model_dir), "cached": res.cached, "pretrain_seconds": res.seconds,
+    task = cfg.task.build()
+    exs = heldout(cfg, n) if split == "test" else task.examples("dev")[:n]  # dev: for tuning the prior
+    out = starting_points(model, tok, task, exs, temperature, seed)
+    return {"base": base, "split": split, "model_dir": str(res.model_dir), "cached": res.cached, "pretrain_seconds": res.seconds,
             **out, "seconds": time.perf_counter() - t0}
 
 
@@ -163,6 +165,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=1000)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=("test", "dev"), default="test",
+                    help="dev: the first --prompts DEV prompts, for tuning the prior's dials (never reported)")
     ap.add_argument("--out-root", default="runs", help="where the pretrained bases are cached")
     ap.add_argument("--out", default="bench/results/base_models.json")
     ap.add_argument("--set", nargs="*", default=[], metavar="BASE:KEY=VALUE",
@@ -184,7 +188,7 @@ def main() -> None:
     for base in args.bases:
         for task in args.tasks:
             mine = tuple(o.split(":", 1)[1] for o in args.set if o.split(":", 1)[0] == base)
-            r = measure(base, task, args.prompts, args.temperature, args.seed, args.out_root, mine)
+            r = measure(base, task, args.prompts, args.temperature, args.seed, args.out_root, mine, args.split)
             results.append(r)
             print(json.dumps({k: r[k] for k in ("base", "task", "accuracy", "uptake", "seconds")}), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
