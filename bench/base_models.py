@@ -66,8 +66,8 @@ def measure(base: str, task_name: str, n: int, temperature: float, seed: int, ou
     task = cfg.task.build()
     exs = heldout(cfg, n) if split == "test" else task.examples("dev")[:n]  # dev: for tuning the prior
     out = starting_points(model, tok, task, exs, temperature, seed)
-    return {"base": base, "split": split, "model_dir": str(res.model_dir), "cached": res.cached, "pretrain_seconds": res.seconds,
-            **out, "seconds": time.perf_counter() - t0}
+    return {"base": base, "split": split, "model_dir": str(res.model_dir), "cached": res.cached,
+            "pretrain_seconds": res.seconds, **out, "seconds": time.perf_counter() - t0}
 
 
 def starting_points(model, tok, task, exs: list, temperature: float, seed: int) -> dict:

@@ -49,10 +49,11 @@ class PriorConfig:
     """The strength dials of the feedback prior (``steps=0``: no prior, as for ``tiny``)."""
 
     steps: int = 0  # optimizer steps of mid-training on the mixture below
-    # Shares of the four row kinds (normalised). Tuned on DEV (200 prompts per task, small base): rules at 0.2
-    # were followed in scope on sort 3% of the time (0.92 at 0.35, 0.44 with critiques at 0.5); "try again" at 0.1 was too few to tell
-    # from a critique (sort: uptake -0.007); critiques at 0.5 rather than 0.35 moved out-of-scope change on
-    # sort from +0.04 to +0.10 and left uptake as it was.
+    # Shares of the four row kinds (normalised). Tuned on DEV (200 prompts per task, small base;
+    # bench/results/tuning/prior_dials_dev.json): rules at 0.2 were followed in scope on sort 3% of the time
+    # (0.92 at 0.35, 0.44 with critiques at 0.5); "try again" at 0.1 was too few to tell from a critique (sort:
+    # uptake -0.007); critiques at 0.5 rather than 0.35 moved out-of-scope change on sort from +0.04 to +0.10
+    # and left uptake as it was.
     first_share: float = 0.2
     critique_share: float = 0.5
     retry_share: float = 0.25
