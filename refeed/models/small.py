@@ -6,7 +6,7 @@
 
 The tokenizer is learned from the tasks' own text (prompts, critiques, rules, "try again"): every word that
 occurs at least ``min_count`` times becomes one token (with and without its leading space), and everything
-else falls back to single characters. So the fixed words of a turn ("The tens digit is wrong.") cost a token
+else falls back to single characters. So the fixed words of a turn ("The tens digit is too high.") cost a token
 each, which keeps a five-turn feedback episode at ~130 tokens instead of ~400, while the answers of the
 tasks (digits, random letter strings) stay one character per token: a byte-pair model trained on the same text
 merges frequent pairs ("er", "th") inside random words too, so the letters of an answer to sort or reverse

@@ -19,8 +19,8 @@ Four kinds of rows, all on the task's TRAIN prompts, all SFT rows (prompt messag
   so a critique is worth more than a retry, as it is for real models); a revision that fails repeats the
   last wrong answer;
 - rule-conditioned answers (the first answer as above): the task's rule (``oracle.RULES``) as the system
-  message, followed in scope and, on purpose, also out of scope with probability ``rule_overreach``, so
-  over-generalization exists to be measured and reduced.
+  message, followed in scope with probability ``rule_follow`` and, on purpose, also out of scope with
+  probability ``rule_overreach``, so over-generalization exists to be measured and reduced.
 
 Wrong answers are made by corrupting the right one the way the models err (a swapped pair, a changed
 character, a dropped or doubled one), checked wrong by the verifier.
@@ -41,7 +41,9 @@ TRY_AGAIN = "That is not right. Try again."
 # Part of a prior-trained base's cache key (PretrainConfig.key): raise it when the rows this module makes change.
 # 2: first answers are the base's own; failed revisions repeat the last wrong answer.
 # 3: episodes open with the base's own wrong answer; one RNG draw per row fewer.
-PRIOR_VERSION = 3
+# 4: arithmetic critiques say which way a digit is off (a new tokenizer too: its text has the new phrases);
+#    rules are followed in scope at rule_follow.
+PRIOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,14 @@ class PriorConfig:
     # more from 4 critiques than from 5 fresh samples (friction -0.16).
     turn_decay: float = 0.1
     rule_overreach: float = 0.3  # P(the rule's form is applied out of its scope)
+    # P(the rule is followed in its scope). At 1.0 the small base followed arithmetic's rule (a period after a
+    # subtraction) on every TEST prompt in scope: at the ceiling, nothing left for a method to improve.
+    rule_follow: float = 0.85
     max_turns: int = 4  # wrong attempts (each with its feedback) before the answer trained on
     rows: int = 12000  # rows in the mixture
 
     def __post_init__(self) -> None:
-        probs = ("critique_success", "retry_success", "rule_overreach", "turn_decay")
+        probs = ("critique_success", "retry_success", "rule_follow", "rule_overreach", "turn_decay")
         if any(not 0 <= getattr(self, k) <= 1 for k in probs) or self.first_success > 1:
             raise ValueError(f"prior: {', '.join(probs)} and first_success must be probabilities (first_success "
                              f"< 0 means the base's own rate)")
@@ -139,10 +144,10 @@ def episode(task: Task, ex: Example, rng: random.Random, n_wrong: int, critique:
 
 
 def rule_row(task: Task, ex: Example, rng: random.Random, p_right: float, overreach: float,
-             own: dict[str, str] | None = None) -> dict:
+             own: dict[str, str] | None = None, follow: float = 1.0) -> dict:
     rule = oracle.RULES[task.name]
     answer = _first(task, ex, rng, p_right, own)
-    if rule.in_scope(ex) or rng.random() < overreach:
+    if rng.random() < (follow if rule.in_scope(ex) else overreach):
         answer = rule.revise(answer)
     return {"prompt": [{"role": "system", "content": rule.text}, *ex.messages], "completion": answer}
 
@@ -174,7 +179,8 @@ def prior_rows(task: Task, cfg: PriorConfig, own: dict[str, str] | None = None, 
             rows.append({"prompt": list(ex.messages),
                          "completion": _first(task, ex, rng, cfg.first_success, first_of)})
         elif kind == "rule":
-            rows.append(rule_row(task, rng.choice(pool), rng, cfg.first_success, cfg.rule_overreach, first_of))
+            rows.append(rule_row(task, rng.choice(pool), rng, cfg.first_success, cfg.rule_overreach, first_of,
+                                 cfg.rule_follow))
         else:
             ex = rng.choice(missed or exs)
             crit, n_wrong = kind == "critique", rng.randint(1, cfg.max_turns)

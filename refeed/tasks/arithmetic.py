@@ -78,7 +78,9 @@ class Arithmetic:
 
     def diagnose(self, example: Example, completion: str) -> Diagnosis:
         """Which digits of the answer are wrong (aligned from the units), its sign and length, as a
-        ``Diagnosis`` whose critique names digit places ("the tens digit is wrong"), never the digits."""
+        ``Diagnosis`` whose critique names digit places and which way they are off ("the tens digit is too
+        high"), never the digits. Without the direction, a critique told the small base no more than "try
+        again" did (uptake +0.005 [-0.011, +0.022] on TEST): it had to re-solve the digit it got wrong."""
         m = _INT.search(completion)
         if m is None:
             wrong = ((0, len(completion)),) if completion.strip() else ()
@@ -96,9 +98,11 @@ class Arithmetic:
         if len(gd) != len(wd):
             phrases.append(PHRASES["too_many_digits" if len(gd) > len(wd) else "too_few_digits"])
         bad = [k for k in range(min(len(gd), len(wd))) if gd[-1 - k] != wd[-1 - k]]  # k = place (0 = units)
-        if bad:
-            places = join_words([PLACES[k] for k in bad])
-            phrases.append(PHRASES["digits"].format(places=places, digit_word="digit is" if len(bad) == 1 else "digits are"))
+        for way in ("high", "low"):  # which way each wrong digit is off, as a teacher marks a sum
+            ks = [k for k in bad if (gd[-1 - k] > wd[-1 - k]) == (way == "high")]
+            if ks:
+                phrases.append(PHRASES["digits"].format(places=join_words([PLACES[k] for k in ks]), way=way,
+                                                        digit_word="digit is" if len(ks) == 1 else "digits are"))
         positions += [first + len(gd) - 1 - k for k in bad]
         positions += range(first, first + max(0, len(gd) - len(wd)))  # digits it should not have
         right = min(len(gd), len(wd)) - len(bad)

@@ -18,7 +18,7 @@ PHRASES = {
     "sign": "The sign of the answer is wrong.",
     "too_many_digits": "The answer has too many digits.",
     "too_few_digits": "The answer has too few digits.",
-    "digits": "The {places} {digit_word} wrong.",
+    "digits": "The {places} {digit_word} too {way}.",
     "not_reversed": "The letters are in the original order, not reversed.",
     "length": "The answer has {got} letters; it needs {need}.",
     "swapped": "Letters {a}-{b} are in the wrong order.",

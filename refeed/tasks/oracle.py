@@ -7,7 +7,7 @@ Torch-free, and the one oracle that multi-turn and memory reuse (ACCEPTANCE.md, 
 Single answers, plain values:
 
     grade(task, ex, "1188")       -> 4          # 1-5 by closeness; 5 only when correct
-    critique(task, ex, "1188")    -> "The tens digit is wrong."   (None when correct; never the answer)
+    critique(task, ex, "1188")    -> "The tens digit is too high." (None when correct; never the answer)
     edit(task, ex, "1188")        -> "1178"     # the corrected answer (None when correct)
     spans(task, ex, "1188")       -> [{"start": 2, "end": 3, "category": "factual_error", "severity": 2}]
     followup(task, ex, "1188")    -> ("No, that's wrong.", "negative")
@@ -59,7 +59,7 @@ def critique(task: Task, example: Example, completion: str) -> str | None:
     """Ground-truth feedback that names the error without giving the answer (None when correct).
 
     Sentences come from the closed grammar ``refeed.tasks.diagnosis.PHRASES``: digit places for arithmetic
-    ("The tens digit is wrong."), letter positions for reverse ("Letters 3-4 are in the wrong order.") and
+    ("The tens digit is too high."), letter positions for reverse ("Letters 3-4 are in the wrong order.") and
     sort ("Letters 3-4 are out of order.")."""
     return task.diagnose(example, completion).critique
 

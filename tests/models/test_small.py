@@ -5,7 +5,7 @@ import pytest
 from refeed.models.small import SMALL_SHAPE, build_small_tokenizer, learn_words
 from refeed.models.tiny import IM_END
 
-TEXTS = ["Sort the letters: qdmat", "Letters 3-4 are out of order.", "What is 12+34?", "The tens digit is wrong."] * 20
+TEXTS = ["Sort the letters: qdmat", "Letters 3-4 are out of order.", "What is 12+34?", "The tens digit is too high."] * 20
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def test_recipes_and_the_demo_pick_small_with_one_key():
     (["preset=small", "model.max_position_embeddings=64"],
      "model.max_position_embeddings=64 is shorter than one episode of task 'arithmetic' ("),
     (["task.levels=[1]", "task.train_size=1000"], "arithmetic (levels [1]) has 200 distinct prompts, fewer than the 1500"),
-    (["prior.critique_success=2"], "prior: critique_success, retry_success, rule_overreach, turn_decay and first_success must be probabilities"),
+    (["prior.critique_success=2"], "prior: critique_success, retry_success, rule_follow, rule_overreach, turn_decay and first_success must be probabilities"),
 ])
 def test_bad_input_is_one_line_before_any_work(args, message, tmp_path):
     result = CliRunner().invoke(main, ["pretrain", *args, f"out_root={tmp_path}"])

@@ -38,6 +38,7 @@ _GRAMMAR = re.compile("|".join(
     .replace(r"\{what\}", "(?:integer|word)").replace(r"\{got\}", r"\d+").replace(r"\{need\}", r"\d+")
     .replace(r"\{a\}", r"\d+").replace(r"\{b\}", r"\d+").replace(r"\{letters_word\}", "Letters?")
     .replace(r"\{letters\}", r"[\d, and]+").replace(r"\{verb\}", "(?:is|are)")
+    .replace(r"\{way\}", "(?:high|low)")
     for p in PHRASES.values()))
 
 
@@ -61,7 +62,10 @@ def test_critiques_name_the_error_in_the_closed_grammar_and_never_the_answer(nam
 
 def test_critique_templates_say_where_the_error_is():
     task, ex, _ = _setup("arithmetic")
-    assert oracle.critique(task, ex, str(int(ex.answer) + 10)) == "The tens digit is wrong."
+    assert oracle.critique(task, ex, str(int(ex.answer) + 10)) == "The tens digit is too high."
+    # Each wrong digit is said to be too high or too low, grouped by which way: 120 for 213.
+    three = Example("a", "arithmetic", ({"role": "user", "content": "What is 200+13?"},), "213")
+    assert oracle.critique(task, three, "120") == "The tens digit is too high. The units and hundreds digits are too low."
     rev, rex, _ = _setup("reverse")
     a = rex.answer
     assert oracle.critique(rev, rex, a[:2] + a[3] + a[2] + a[4:]) == "Letters 3-4 are in the wrong order."
