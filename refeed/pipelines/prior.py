@@ -37,7 +37,7 @@ from refeed.tasks.base import Task
 from refeed.tasks.diagnosis import PHRASES
 from refeed.types import Example
 
-TRY_AGAIN = "That is not right. Try again."
+TRY_AGAIN = oracle.TRY_AGAIN
 # Part of a prior-trained base's cache key (PretrainConfig.key): raise it when the rows this module makes change.
 # 2: first answers are the base's own; failed revisions repeat the last wrong answer.
 # 3: episodes open with the base's own wrong answer; one RNG draw per row fewer.

@@ -43,6 +43,7 @@ KINDS = ("outcome", "thumbs", "rating", "preference", "ranking", "critique", "ed
          "followup", "signal")
 POSITIVE_FOLLOWUPS = ("Thanks!", "Great, thank you.")
 NEGATIVE_FOLLOWUPS = ("No, that's wrong.", "That is not right.")
+TRY_AGAIN = "That is not right. Try again."  # unary feedback: the "try again" between turns (UFO)
 SPAN_CATEGORY = "factual_error"  # the fine-grained recipe's second head (factual_error|unverifiable|...)
 
 
