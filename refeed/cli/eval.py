@@ -67,3 +67,67 @@ def tasks(model_path: str, task_name: str, levels: str, split: str, prompts: int
     rows += [(f"level {d}", str(res.n_by_difficulty[d]), f"{a:.3f}") for d, a in res.by_difficulty.items()]
     print_rows(f"{task.name} {split} accuracy", rows)
     console.print(f"model: {model_path}")
+
+
+@eval_group.command(name="friction")
+@click.argument("model_path", metavar="MODEL")
+@click.option("--task", "task_name", default="arithmetic", show_default=True, help="A built-in task.")
+@click.option("--levels", default="", help="Difficulty levels, comma-separated (default: the task's).")
+@click.option("--split", type=click.Choice(["test", "dev"]), default="test", show_default=True)
+@click.option("--prompts", type=int, default=0, help="The first N prompts of the split (0: all).")
+@click.option("--turns", type=int, default=10, show_default=True, help="Answers per prompt, feedback between.")
+@click.option("--source", type=click.Choice(["critique", "binary", "try_again"]), default="critique",
+              show_default=True, help="The feedback between turns (the oracle's critique, or uninformative).")
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="Every turn's temperature.")
+@click.option("--progressive", is_flag=True, help="The paper's schedule instead: min(0.15 t, 1.5).")
+@click.option("--reject", is_flag=True, help="Feedback lists the answers tried and asks for another.")
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampling seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+def friction_cmd(model_path: str, task_name: str, levels: str, split: str, prompts: int, turns: int, source: str,
+                 temperature: float, progressive: bool, reject: bool, max_new_tokens: int, seed: int,
+                 as_json: bool) -> None:
+    """The Feedback Friction protocol (METHODS.md section 12) for MODEL on a built-in task.
+
+    Cumulative accuracy per turn with feedback after every wrong answer, the any-correct target of as many
+    answers without feedback, friction (target minus final accuracy) and uptake (final accuracy with the
+    feedback minus with a bare "try again"), with paired 95% intervals.
+
+    Example:
+        refeed eval friction runs/base-1a2b3c4d5e/model --task sort --turns 5 --temperature 0.7
+    """
+    from refeed.eval.friction import friction
+    from refeed.models import load
+    from refeed.models.hf_generator import TransformersGenerator
+    from refeed.pipelines.pretrain import DEFAULT_LEVELS, TaskConfig
+    from refeed.pipelines.quiet import quiet_third_party
+
+    try:
+        lv = tuple(int(x) for x in levels.split(",")) if levels else DEFAULT_LEVELS.get(task_name, ())
+        task = TaskConfig(name=task_name, levels=lv).build()
+        examples = task.examples(split)[: prompts or None]
+        if turns < 1:
+            raise ValueError(f"--turns must be >= 1, got {turns}")
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        with quiet_third_party():
+            model, tok = load(model_path)
+    except (OSError, ValueError) as e:
+        raise click.UsageError(f"could not load model '{model_path}': {e}") from None
+    res = friction(TransformersGenerator(model, tok), tok, task, examples, turns=turns, source=source,
+                   temperature=temperature, progressive=progressive, reject=reject,
+                   max_new_tokens=max_new_tokens, seed=seed)
+    res["model"] = model_path
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    ci = lambda d: f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"  # noqa: E731
+    rows = [("turn", f"with {source}", "with try again")]
+    rows += [(str(t + 1), f"{a:.3f}", f"{b:.3f}") for t, (a, b) in
+             enumerate(zip(res["cumulative_accuracy"], res["cumulative_accuracy_try_again"], strict=True))]
+    print_rows(f"{task.name} {split}: cumulative accuracy, n={res['n']}", rows)
+    console.print(f"any-correct target: {res['target']:.3f}   friction: {ci(res['friction'])}   "
+                  f"uptake over try again: {ci(res['uptake'])}")
+    if res["ended"]["context"]:
+        console.print(f"{res['ended']['context']} episodes ran out of context and count as unsolved after it")
