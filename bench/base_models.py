@@ -12,7 +12,10 @@ that are in neither its TRAIN nor its DEV split):
 - friction over 5 turns (METHODS.md section 12): cumulative accuracy with a critique after every wrong
   answer, against the any-correct target of 5 independent answers at the same temperature;
 - rules (oracle.RULES as the system message): adherence in scope, and change out of scope (how often the
-  answer takes the rule's form out of scope with the rule minus without it), with paired intervals.
+  answer takes the rule's form out of scope with the rule minus without it), with paired intervals. Both
+  answers are sampled at the same temperature: greedy answers turn the prior's 30% tendency to overreach into
+  all or nothing per prompt, and on 200 DEV prompts the greedy change swung from +0.01 to +0.16 between bases
+  made with the same dials.
 
 Writes bench/results/base_models.json and prints the markdown table for the README ("Built-in bases and tasks").
 One base and task per process, several side by side, then ``--merge a.json b.json ...`` combines them.
@@ -121,7 +124,8 @@ def starting_points(model, tok, task, exs: list, temperature: float, seed: int) 
 
     # Rules: the task's rule as the system message.
     rule = oracle.RULES[task.name]
-    ruled = gen([[{"role": "system", "content": rule.text}, *e.messages] for e in exs], 0.0)
+    ruled = gen([[{"role": "system", "content": rule.text}, *e.messages] for e in exs], temperature, seed + 200)
+    plain = gen([list(e.messages) for e in exs], temperature, seed + 200)
     inside = [i for i, e in enumerate(exs) if rule.in_scope(e)]
     out = [i for i, e in enumerate(exs) if not rule.in_scope(e)]
     follows = lambda texts, ids: [float(rule.follows(texts[i])) for i in ids]  # noqa: E731
@@ -136,8 +140,8 @@ def starting_points(model, tok, task, exs: list, temperature: float, seed: int) 
                      "friction": _ci(solved, any_ok)},
         "rules": {"rule": rule.text, "n_in_scope": len(inside), "n_out_of_scope": len(out),
                   "adherence_in_scope": sum(follows(ruled, inside)) / max(1, len(inside)),
-                  "form_out_of_scope_without_rule": sum(follows(first, out)) / max(1, len(out)),
-                  "change_out_of_scope": _ci(follows(first, out), follows(ruled, out)),
+                  "form_out_of_scope_without_rule": sum(follows(plain, out)) / max(1, len(out)),
+                  "change_out_of_scope": _ci(follows(plain, out), follows(ruled, out)),
                   "accuracy_with_rule": sum(task.verify(e, a).correct for e, a in zip(exs, ruled, strict=True)) / len(exs)},
     }
 
