@@ -45,8 +45,19 @@ def heldout(cfg: PretrainConfig, n: int) -> list:
     if len(test) >= n:
         return test[:n]
     seen = {e.id for s in ("train", "dev") for e in task.examples(s)} | {e.id for e in test}
-    big = TaskConfig(**{**cfg.task.__dict__, "test_size": 4 * n}).build().examples("test")
-    return test + [e for e in big if e.id not in seen][: n - len(test)]
+    for size in (4 * n, 3 * n, 2 * n):  # the largest TEST split the task's prompts allow
+        try:
+            big = TaskConfig(**{**cfg.task.__dict__, "train_size": 0, "dev_size": 0, "test_size": size}).build()\
+                .examples("test")
+            break
+        except ValueError:
+            continue
+    else:
+        raise ValueError(f"{cfg.task.name}: too few distinct prompts to top TEST up to {n}")
+    fresh = [e for e in big if e.id not in seen][: n - len(test)]
+    if len(test) + len(fresh) < n:
+        raise ValueError(f"{cfg.task.name}: only {len(test) + len(fresh)} held-out prompts, not {n}")
+    return test + fresh
 
 
 def _ci(before: list[float], after: list[float]) -> dict:
