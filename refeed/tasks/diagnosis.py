@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The closed grammar: every critique sentence is one of these, with {n} / {a} / {b} / {places} / {letters}
-# filled by place names ("tens", "units and tens") or 1-based letter positions, never by answer digits.
+# filled by place names ("tens", "units and tens") or 1-based letter positions, {way} by "high" or "low" (which
+# way a digit is off), never by answer digits.
 PHRASES = {
     "no_answer": "The answer must be a single {what}.",
     "sign": "The sign of the answer is wrong.",
