@@ -10,7 +10,9 @@ that are in neither its TRAIN nor its DEV split):
 - uptake: accuracy after one more turn, the oracle's critique vs a bare "try again", both sampled at the same
   temperature, with the paired 95% bootstrap interval of the difference (same prompts, same first answers);
 - friction over 5 turns (METHODS.md section 12): cumulative accuracy with a critique after every wrong
-  answer, against the any-correct target of 5 independent answers at the same temperature;
+  answer, against the any-correct target of 5 independent answers at the same temperatures. Uptake and
+  friction run on the multi-turn core (``refeed.eval.friction``, as ``refeed eval friction`` does): each turn is
+  sampled from the episode's served tokens, never from a re-tokenized history;
 - rules (oracle.RULES as the system message): adherence in scope, and change out of scope (how often the
   answer takes the rule's form out of scope with the rule minus without it), with paired intervals. Both
   answers are sampled at the same temperature: greedy answers turn the prior's 30% tendency to overreach into
@@ -32,7 +34,6 @@ from pathlib import Path
 
 from refeed.eval.heldout import paired_bootstrap
 from refeed.pipelines.pretrain import PretrainConfig, TaskConfig, pretrain
-from refeed.pipelines.prior import TRY_AGAIN
 from refeed.tasks import oracle
 
 TURNS = 5
@@ -86,52 +87,19 @@ def measure(base: str, task_name: str, n: int, temperature: float, seed: int, ou
 
 def starting_points(model, tok, task, exs: list, temperature: float, seed: int) -> dict:
     """Every measure of the module docstring for one model on ``exs``."""
+    from refeed.eval.friction import friction
     from refeed.models.generate import sample
+    from refeed.models.hf_generator import TransformersGenerator
 
     room = max(len(e.answer) for e in exs) + 3  # the answer, a rule's mark, EOS and a spare token
     gen = lambda prompts, temp, s=seed: [o[0] for o in sample(  # noqa: E731
         model, tok, prompts, temperature=temp, max_new_tokens=room, seed=s, batch_size=100)]
-    first = gen([list(e.messages) for e in exs], 0.0)
-    ok0 = [float(task.verify(e, a).correct) for e, a in zip(exs, first, strict=True)]
-    levels = sorted({e.difficulty for e in exs})
-    by_level = {d: sum(o for e, o in zip(exs, ok0, strict=True) if e.difficulty == d) /
-                sum(e.difficulty == d for e in exs) for d in levels}
-
-    # Uptake: one more turn after a wrong first answer, critique vs "try again", same temperature and seed.
-    wrong = [i for i, o in enumerate(ok0) if not o]
-
-    def second(feedback) -> list[float]:
-        prompts = [[*exs[i].messages, {"role": "assistant", "content": first[i]},
-                    {"role": "user", "content": feedback(exs[i], first[i])}] for i in wrong]
-        after = list(ok0)
-        for i, a in zip(wrong, gen(prompts, temperature), strict=True):
-            after[i] = float(task.verify(exs[i], a).correct)
-        return after
-
-    crit = second(lambda e, a: oracle.critique(task, e, a))
-    retry = second(lambda e, a: TRY_AGAIN)
-
-    # Friction: TURNS answers with a critique after each wrong one, vs any of TURNS independent answers.
-    history = {i: [*exs[i].messages] for i in range(len(exs))}
-    last, solved, curve = list(first), list(ok0), [sum(ok0) / len(exs)]
-    ctx = model.config.max_position_embeddings - room
-    fits = lambda msgs: len(tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),  # noqa: E731
-                                add_special_tokens=False)["input_ids"]) <= ctx
-    over = [0] * TURNS  # prompts whose history no longer fits the context: they stay unsolved
-    for turn in range(1, TURNS):
-        todo = [i for i, s in enumerate(solved) if not s]
-        for i in todo:
-            history[i] += [{"role": "assistant", "content": last[i]},
-                           {"role": "user", "content": oracle.critique(task, exs[i], last[i])}]
-        over[turn] = sum(not fits(history[i]) for i in todo)
-        todo = [i for i in todo if fits(history[i])]
-        for i, a in zip(todo, gen([history[i] for i in todo], temperature, seed + turn), strict=True):
-            last[i], solved[i] = a, float(task.verify(exs[i], a).correct)
-        curve.append(sum(solved) / len(exs))
-    any_ok = list(ok0)
-    for k in range(1, TURNS):
-        for i, a in enumerate(gen([list(e.messages) for e in exs], temperature, seed + 100 + k)):
-            any_ok[i] = max(any_ok[i], float(task.verify(exs[i], a).correct))
+    # Uptake and friction on the multi-turn core (refeed eval friction): a greedy first answer, then TURNS - 1
+    # revisions at ``temperature``, each sampled from the episode's served tokens; "try again" in the other arm
+    # with the same seeds, and the any-correct target of one fresh answer per turn at the same temperatures.
+    fr = friction(TransformersGenerator(model, tok, batch_size=100), tok, task, exs, turns=TURNS,
+                  temperatures=[0.0] + [temperature] * (TURNS - 1), max_new_tokens=room, seed=seed)
+    curve, retry_curve = fr["cumulative_accuracy"], fr["cumulative_accuracy_try_again"]
 
     # Rules: the task's rule as the system message.
     rule = oracle.RULES[task.name]
@@ -142,13 +110,12 @@ def starting_points(model, tok, task, exs: list, temperature: float, seed: int) 
     follows = lambda texts, ids: [float(rule.follows(texts[i])) for i in ids]  # noqa: E731
     return {
         "task": task.name, "n": len(exs), "temperature": temperature,
-        "accuracy": sum(ok0) / len(exs), "accuracy_by_difficulty": by_level,
-        "n_by_difficulty": {d: sum(e.difficulty == d for e in exs) for d in levels},
-        "uptake": {"first": sum(ok0) / len(exs), "after_critique": sum(crit) / len(exs),
-                   "after_try_again": sum(retry) / len(exs), "critique_minus_try_again": _ci(retry, crit)},
-        "friction": {"cumulative_accuracy": curve, "any_correct_target": sum(any_ok) / len(exs),
-                     "over_context_by_turn": over,
-                     "friction": _ci(solved, any_ok)},
+        "accuracy": curve[0], "accuracy_by_difficulty": fr["first_by_difficulty"],
+        "n_by_difficulty": fr["n_by_difficulty"],
+        "uptake": {"first": curve[0], "after_critique": curve[1], "after_try_again": retry_curve[1],
+                   "critique_minus_try_again": fr["uptake_by_turn"][1]},
+        "friction": {"cumulative_accuracy": curve, "cumulative_accuracy_try_again": retry_curve,
+                     "any_correct_target": fr["target"], "ended": fr["ended"], "friction": fr["friction"]},
         "rules": {"rule": rule.text, "n_in_scope": len(inside), "n_out_of_scope": len(out),
                   "adherence_in_scope": sum(follows(ruled, inside)) / max(1, len(inside)),
                   "form_out_of_scope_without_rule": sum(follows(plain, out)) / max(1, len(out)),

@@ -6,6 +6,7 @@
     res["friction"]              # target - final accuracy, paired 95% interval over the prompts
     res["uptake"]                # final accuracy with `source` minus with a bare "try again", same turns and
                                  # temperatures, paired interval: zero for a model that only resamples
+    res["uptake_by_turn"]        # the same after each turn
 
 Every episode runs on the multi-turn core (``refeed.envs.run``): the solver sees its own served tokens and the
 feedback's, never a re-tokenized history. The first turn is at ``temperature`` (0 for greedy, as the paper's
@@ -56,13 +57,16 @@ def episodes(generator, tok, task: Task, examples: Sequence[Example], turns: int
 
 def friction(generator, tok, task: Task, examples: Sequence[Example], turns: int = 5, source="critique",
              temperature: float = 0.7, progressive: bool = False, reject: bool = False, max_new_tokens: int = 16,
-             seed: int = 0) -> dict:
-    """The protocol of the module docstring on ``examples``; see it for each field."""
+             seed: int = 0, temperatures: Sequence[float] | None = None) -> dict:
+    """The protocol of the module docstring on ``examples``; see it for each field. ``temperatures`` (one per
+    turn) sets the schedule outright, e.g. a greedy first answer and sampled revisions: ``[0.0, 0.7, 0.7]``."""
     if turns < 1:
         raise ValueError(f"friction: turns must be >= 1, got {turns}")
     if not examples:
         raise ValueError("friction: no prompts to measure on")
-    temps = schedule(turns, temperature, progressive)
+    if temperatures is not None and len(temperatures) != turns:
+        raise ValueError(f"friction: {len(temperatures)} temperatures for {turns} turns")
+    temps = list(temperatures) if temperatures is not None else schedule(turns, temperature, progressive)
     sampling = SamplingParams(temperature=temps[0], max_new_tokens=max_new_tokens, seed=seed)
     wrap = rejecting if reject else (lambda s: s)
 
@@ -83,7 +87,7 @@ def friction(generator, tok, task: Task, examples: Sequence[Example], turns: int
         for i, (e, ro) in enumerate(zip(examples, outs, strict=True)):
             any_ok[i] = max(any_ok[i], float(task.verify(e, ro.completion).correct))
     final, final_retry = [r[-1] for r in with_fb], [r[-1] for r in with_retry]
-    n = len(examples)
+    n, levels = len(examples), sorted({e.difficulty for e in examples})
     return {
         "task": task.name, "n": n, "turns": turns, "source": source if isinstance(source, str) else "custom",
         "temperatures": temps, "progressive": progressive, "reject": reject,
@@ -92,5 +96,10 @@ def friction(generator, tok, task: Task, examples: Sequence[Example], turns: int
         "target": sum(any_ok) / n,
         "friction": _ci(final, any_ok),
         "uptake": _ci(final_retry, final),
+        # the same at every turn: uptake_by_turn[1] is "after one critique vs after one try again"
+        "uptake_by_turn": [_ci([r[t] for r in with_retry], [r[t] for r in with_fb]) for t in range(turns)],
+        "first_by_difficulty": {d: sum(r[0] for r, e in zip(with_fb, examples, strict=True) if e.difficulty == d)
+                                / sum(e.difficulty == d for e in examples) for d in levels},
+        "n_by_difficulty": {d: sum(e.difficulty == d for e in examples) for d in levels},
         "ended": {k: sum(o.ended == k for o in fed) for k in ("solved", "turns", "context")},
     }

@@ -79,6 +79,7 @@ def test_a_solver_that_uses_critiques_shows_uptake_and_beats_the_target(setup):
     res = friction(Scripted(tok, fn), tok, task, exs, turns=3)
     assert res["cumulative_accuracy"] == [0.0, 1.0, 1.0] and res["cumulative_accuracy_try_again"] == [0.0] * 3
     assert res["uptake"]["value"] == 1.0 and res["uptake"]["ci"][0] > 0
+    assert [u["value"] for u in res["uptake_by_turn"]] == [0.0, 1.0, 1.0]
     assert res["target"] == 0.0 and res["friction"]["value"] == -1.0
 
 
@@ -95,6 +96,11 @@ def test_rejection_lists_the_answers_already_tried_and_the_schedule_is_the_paper
     assert {t for _, t in seen} == {0.0, 0.15, 0.3}
     assert schedule(11, 0.7, True)[0] == 0.0 and schedule(11, 0.7, True)[4] == pytest.approx(0.6)
     assert schedule(11, 0.7, True)[10] == 1.5 and schedule(3, 0.7, False) == [0.7] * 3
+    seen.clear()  # a schedule given outright: a greedy first answer, sampled revisions
+    friction(Scripted(tok, fn), tok, task, exs[:2], turns=3, temperatures=[0.0, 0.5, 0.5])
+    assert {t for _, t in seen} == {0.0, 0.5}
+    with pytest.raises(ValueError, match="2 temperatures for 3 turns"):
+        friction(Scripted(tok, fn), tok, task, exs[:2], turns=3, temperatures=[0.0, 0.5])
 
 
 def test_the_tiny_model_runs_the_protocol_on_its_own_tokens_and_a_short_context_ends_episodes(setup):
