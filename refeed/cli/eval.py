@@ -10,6 +10,32 @@ from refeed.cli import main
 from refeed.cli._common import console, print_rows, stage_progress
 
 
+def _task(name: str, levels: str, seed: int = 0):
+    """A built-in task at ``levels`` ("1,2"; empty: the task's default levels), or one clear usage error."""
+    from refeed.pipelines.pretrain import TaskConfig
+
+    try:
+        lv = tuple(int(x) for x in levels.split(",")) if levels else ()
+    except ValueError:
+        raise click.UsageError(f"--levels must be comma-separated integers, got '{levels}'") from None
+    try:
+        return TaskConfig(name=name, levels=lv, seed=seed).build()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _model(path: str):
+    """(model, tokenizer) from a directory or hub id, or one clear usage error."""
+    from refeed.models import load
+    from refeed.pipelines.quiet import quiet_third_party
+
+    try:
+        with quiet_third_party():
+            return load(path)
+    except (OSError, ValueError) as e:
+        raise click.UsageError(f"could not load model '{path}': {e}") from None
+
+
 @main.group(name="eval")
 def eval_group() -> None:
     """Measure a model held out: `refeed eval tasks MODEL --task arithmetic`."""
@@ -34,25 +60,10 @@ def tasks(model_path: str, task_name: str, levels: str, split: str, prompts: int
         refeed eval tasks runs/dpo-20260101-120000/model --task arithmetic --levels 1,2
     """
     from refeed.eval.harness import evaluate
-    from refeed.models import load
-    from refeed.pipelines.pretrain import TaskConfig
-    from refeed.pipelines.quiet import quiet_third_party
-
-    try:
-        kw = {"name": task_name, "seed": seed}
-        if levels:
-            kw["levels"] = tuple(int(x) for x in levels.split(","))
-        elif task_name == "reverse":
-            kw["levels"] = (3, 4, 5, 6)
-        task = TaskConfig(**kw).build()
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    try:
-        with quiet_third_party():
-            model, tok = load(model_path)
-    except (OSError, ValueError) as e:
-        raise click.UsageError(f"could not load model '{model_path}': {e}") from None
     from refeed.pipelines.demo import Stage
+
+    task = _task(task_name, levels, seed)
+    model, tok = _model(model_path)
 
     examples = task.examples(split)[: prompts or None]
     with stage_progress() as report:
@@ -97,24 +108,13 @@ def friction_cmd(model_path: str, task_name: str, levels: str, split: str, promp
         refeed eval friction runs/base-1a2b3c4d5e/model --task sort --turns 5 --temperature 0.7
     """
     from refeed.eval.friction import friction
-    from refeed.models import load
     from refeed.models.hf_generator import TransformersGenerator
-    from refeed.pipelines.pretrain import DEFAULT_LEVELS, TaskConfig
-    from refeed.pipelines.quiet import quiet_third_party
 
-    try:
-        lv = tuple(int(x) for x in levels.split(",")) if levels else DEFAULT_LEVELS.get(task_name, ())
-        task = TaskConfig(name=task_name, levels=lv).build()
-        examples = task.examples(split)[: prompts or None]
-        if turns < 1:
-            raise ValueError(f"--turns must be >= 1, got {turns}")
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    try:
-        with quiet_third_party():
-            model, tok = load(model_path)
-    except (OSError, ValueError) as e:
-        raise click.UsageError(f"could not load model '{model_path}': {e}") from None
+    if turns < 1:
+        raise click.UsageError(f"--turns must be >= 1, got {turns}")
+    task = _task(task_name, levels)
+    examples = task.examples(split)[: prompts or None]
+    model, tok = _model(model_path)
     res = friction(TransformersGenerator(model, tok), tok, task, examples, turns=turns, source=source,
                    temperature=temperature, progressive=progressive, reject=reject,
                    max_new_tokens=max_new_tokens, seed=seed)

@@ -23,7 +23,8 @@ def test_friction_prints_the_curve_target_and_intervals(tiny_model_dir):
 
 def test_friction_refuses_bad_input_before_any_work(tiny_model_dir, tmp_path):
     for args, message in [(["--task", "chess"], "unknown task 'chess'"), (["--turns", "0"], "--turns must be >= 1"),
-                          (["--source", "vibes"], "Invalid value for '--source'")]:
+                          (["--source", "vibes"], "Invalid value for '--source'"),
+                          (["--levels", "a,b"], "--levels must be comma-separated integers")]:
         res = CliRunner().invoke(main, ["eval", "friction", str(tiny_model_dir), *args])
         assert res.exit_code == 2 and message in res.output, res.output
     res = CliRunner().invoke(main, ["eval", "friction", str(tmp_path / "nope")])
