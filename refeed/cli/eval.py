@@ -36,17 +36,26 @@ def _model(path: str):
         raise click.UsageError(f"could not load model '{path}': {e}") from None
 
 
+def _held_out(fn):
+    """The options every ``eval`` command shares: MODEL, the task, its levels, the split and how many prompts."""
+    for option in reversed([
+        click.argument("model_path", metavar="MODEL"),
+        click.option("--task", "task_name", default="arithmetic", show_default=True, help="A built-in task."),
+        click.option("--levels", default="", help="Difficulty levels, comma-separated (default: the task's)."),
+        click.option("--split", type=click.Choice(["test", "dev"]), default="test", show_default=True),
+        click.option("--prompts", type=int, default=0, help="The first N prompts of the split (0: all)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @main.group(name="eval")
 def eval_group() -> None:
     """Measure a model held out: `refeed eval tasks MODEL --task arithmetic`."""
 
 
 @eval_group.command()
-@click.argument("model_path", metavar="MODEL")
-@click.option("--task", "task_name", default="arithmetic", show_default=True, help="A built-in task.")
-@click.option("--levels", default="", help="Difficulty levels, comma-separated (default: the pretrain task's).")
-@click.option("--split", type=click.Choice(["test", "dev"]), default="test", show_default=True)
-@click.option("--prompts", type=int, default=0, help="The first N prompts of the split (0: all).")
+@_held_out
 @click.option("--seed", type=int, default=0, show_default=True, help="The task's split seed.")
 @click.option("--max-new-tokens", type=int, default=16, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
@@ -81,11 +90,7 @@ def tasks(model_path: str, task_name: str, levels: str, split: str, prompts: int
 
 
 @eval_group.command(name="friction")
-@click.argument("model_path", metavar="MODEL")
-@click.option("--task", "task_name", default="arithmetic", show_default=True, help="A built-in task.")
-@click.option("--levels", default="", help="Difficulty levels, comma-separated (default: the task's).")
-@click.option("--split", type=click.Choice(["test", "dev"]), default="test", show_default=True)
-@click.option("--prompts", type=int, default=0, help="The first N prompts of the split (0: all).")
+@_held_out
 @click.option("--turns", type=int, default=10, show_default=True, help="Answers per prompt, feedback between.")
 @click.option("--source", type=click.Choice(["critique", "binary", "try_again"]), default="critique",
               show_default=True, help="The feedback between turns (the oracle's critique, or uninformative).")
